@@ -1,0 +1,324 @@
+//! OAuth client apps: create, read, update, delete, rotate, list tokens.
+//! Secrets are shown when created or rotated, never again.
+
+use http::{Method, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::respond::{self, AdminError};
+use super::Call;
+use crate::api::ApiDefinition;
+use crate::app::Gateway;
+use crate::http::Body;
+use crate::oauth::credentials;
+use crate::policy::valid_id;
+use crate::storage::{Catalog, ClientRecord};
+
+/// The client object as Tyk's API accepts it.
+#[derive(Debug, Default, Deserialize)]
+struct ClientRequest {
+    client_id: Option<String>,
+    secret: Option<String>,
+    redirect_uri: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    api_id: Option<String>,
+    policy_id: Option<String>,
+    meta_data: Option<serde_json::Map<String, Value>>,
+    description: Option<String>,
+}
+
+pub(super) async fn route(
+    call: Call<'_>,
+    api_id: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, AdminError> {
+    match (call.method.clone(), rest) {
+        (Method::GET, []) => list(&call, api_id).await,
+        (Method::GET, [client]) => get(&call, api_id, client).await,
+        (Method::PUT, [client]) => {
+            let client = client.to_string();
+            update(call, api_id, &client).await
+        }
+        (Method::DELETE, [client]) => delete(&call, api_id, client).await,
+        _ => Err(AdminError::not_found("no such route")),
+    }
+}
+
+/// `POST /tyk/oauth/clients/create` or `POST /api/apis/oauth/{api}`.
+pub(super) async fn create(
+    call: Call<'_>,
+    path_api: Option<String>,
+) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let request: ClientRequest = respond::json_body(call).await?;
+    let api_ids = target_apis(gateway, path_api.or(request.api_id.clone()), &request)?;
+    let client_id = request
+        .client_id
+        .clone()
+        .unwrap_or_else(credentials::random_id);
+    if !valid_id(&client_id) {
+        return Err(AdminError::bad_request(
+            "client_id: use letters, digits, '.', '_' or '-'",
+        ));
+    }
+    for api_id in &api_ids {
+        if gateway
+            .store()
+            .client_app(api_id, &client_id)
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::new(
+                StatusCode::CONFLICT,
+                "client_id already exists",
+            ));
+        }
+    }
+
+    let secret = request
+        .secret
+        .clone()
+        .unwrap_or_else(credentials::random_token);
+    let salt = credentials::random_id();
+    let mut last = None;
+    for api_id in &api_ids {
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            api_id: api_id.clone(),
+            redirect_uris: redirect_uris(gateway, &request),
+            policy_id: request.policy_id.clone(),
+            meta_data: request.meta_data.clone().unwrap_or_default(),
+            description: request.description.clone().unwrap_or_default(),
+            secret_hash: credentials::secret_hash(&secret, &salt),
+            secret_salt: salt.clone(),
+        };
+        gateway.store().put_client_app(&record).await?;
+        last = Some(record);
+    }
+    let record = last.ok_or_else(|| AdminError::bad_request("API is not OAuth2"))?;
+    Ok(respond::ok(client_json(gateway, &record, Some(&secret))))
+}
+
+/// The APIs a new client is registered in: the one named, or every OAuth
+/// API that its policy grants.
+fn target_apis(
+    gateway: &Gateway,
+    api_id: Option<String>,
+    request: &ClientRequest,
+) -> Result<Vec<String>, AdminError> {
+    let snapshot = gateway.registry.snapshot();
+    let policies = gateway.policies.current();
+    if let Some(policy_id) = &request.policy_id {
+        if policies.get(policy_id).is_none() {
+            return Err(AdminError::bad_request("Policy doesn't exist"));
+        }
+    }
+    if let Some(api_id) = api_id {
+        let api = snapshot
+            .get(&api_id)
+            .ok_or_else(|| AdminError::bad_request("API doesn't exist"))?;
+        if !api.definition.is_oauth() {
+            return Err(AdminError::bad_request("API is not OAuth2"));
+        }
+        return Ok(vec![api_id]);
+    }
+    let Some(policy) = request.policy_id.as_deref().and_then(|id| policies.get(id)) else {
+        return Err(AdminError::bad_request("api_id or policy_id is required"));
+    };
+    let mut apis = Vec::new();
+    for api_id in policy.access_rights.keys() {
+        let api = snapshot
+            .get(api_id)
+            .ok_or_else(|| AdminError::bad_request("API doesn't exist"))?;
+        if api.definition.is_oauth() {
+            apis.push(api_id.clone());
+        }
+    }
+    if apis.is_empty() {
+        return Err(AdminError::bad_request("API is not OAuth2"));
+    }
+    Ok(apis)
+}
+
+async fn list(call: &Call<'_>, api_id: &str) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let api = oauth_api(gateway, api_id)?;
+    let Some(api) = api else {
+        return Ok(respond::ok(json!([])));
+    };
+    let clients = gateway.store().client_apps(&api.id).await?;
+    let values: Vec<Value> = clients
+        .iter()
+        .map(|c| client_json(gateway, c, None))
+        .collect();
+    Ok(respond::ok(Value::Array(values)))
+}
+
+async fn get(call: &Call<'_>, api_id: &str, client_id: &str) -> Result<Response<Body>, AdminError> {
+    let client = existing(call.gateway, api_id, client_id).await?;
+    Ok(respond::ok(client_json(call.gateway, &client, None)))
+}
+
+/// Replaces redirect URIs, policy, metadata and description. The id and
+/// the secret do not change here; a policy change revokes issued tokens.
+async fn update(
+    call: Call<'_>,
+    api_id: &str,
+    client_id: &str,
+) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let mut client = existing(gateway, api_id, client_id).await?;
+    let request: ClientRequest = respond::json_body(call).await?;
+    if let Some(policy_id) = &request.policy_id {
+        let policies = gateway.policies.current();
+        let policy = policies
+            .get(policy_id)
+            .ok_or_else(|| AdminError::not_found("Policy doesn't exist"))?;
+        if !policy.access_rights.contains_key(api_id) {
+            return Err(AdminError::bad_request(
+                "Policy access rights doesn't contain API this OAuth client belongs to",
+            ));
+        }
+    }
+    let policy_changed = client.policy_id.is_some() && client.policy_id != request.policy_id;
+    client.redirect_uris = redirect_uris(gateway, &request);
+    client.policy_id = request.policy_id;
+    client.meta_data = request.meta_data.unwrap_or_default();
+    client.description = request.description.unwrap_or_default();
+    gateway.store().put_client_app(&client).await?;
+    if policy_changed {
+        gateway.oauth.revoke_client_tokens(&client).await?;
+    }
+    Ok(respond::ok(client_json(gateway, &client, None)))
+}
+
+/// Deletes the client and revokes all of its tokens.
+async fn delete(
+    call: &Call<'_>,
+    api_id: &str,
+    client_id: &str,
+) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let client = existing(gateway, api_id, client_id).await?;
+    let kind = Catalog::Clients { api_id };
+    gateway.store().delete_document(kind, client_id).await?;
+    gateway.oauth.revoke_client_tokens(&client).await?;
+    Ok(respond::action(client_id, "deleted"))
+}
+
+pub(super) async fn rotate(
+    call: &Call<'_>,
+    api_id: &str,
+    client_id: &str,
+) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let mut client = existing(gateway, api_id, client_id).await?;
+    let secret = credentials::random_token();
+    client.secret_salt = credentials::random_id();
+    client.secret_hash = credentials::secret_hash(&secret, &client.secret_salt);
+    gateway.store().put_client_app(&client).await?;
+    Ok(respond::ok(client_json(gateway, &client, Some(&secret))))
+}
+
+/// Live tokens: a plain list, or Tyk's paginated object with `?page=`.
+pub(super) async fn tokens(
+    call: &Call<'_>,
+    api_id: &str,
+    client_id: &str,
+) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    existing(gateway, api_id, client_id).await?;
+    let page_param = call.query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "page")
+            .map(|(_, v)| v.into_owned())
+    });
+    let page = page_param
+        .as_deref()
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(1);
+    let page = usize::try_from(page).unwrap_or(1).max(1);
+    let listed = gateway
+        .store()
+        .client_tokens(api_id, client_id, page)
+        .await?;
+    let tokens: Vec<Value> = listed
+        .tokens
+        .iter()
+        .map(|(hash, expires)| json!({"code": hash, "expires": expires}))
+        .collect();
+    if page_param.is_none() {
+        let all = gateway.store().client_tokens(api_id, client_id, 1).await?;
+        if all.total <= all.page_size {
+            return Ok(respond::ok(Value::Array(tokens)));
+        }
+    }
+    let page_total = listed.total.div_ceil(listed.page_size).max(1);
+    Ok(respond::ok(json!({
+        "Pagination": {
+            "page_num": listed.page,
+            "page_total": page_total,
+            "page_size": listed.page_size,
+        },
+        "Tokens": tokens,
+    })))
+}
+
+/// The API if it exists and is OAuth; `Ok(None)` for a non-OAuth API.
+fn oauth_api(gateway: &Gateway, api_id: &str) -> Result<Option<ApiDefinition>, AdminError> {
+    let snapshot = gateway.registry.snapshot();
+    let api = snapshot
+        .get(api_id)
+        .ok_or_else(|| AdminError::not_found("OAuth client not found"))?;
+    Ok(api.definition.is_oauth().then(|| api.definition.clone()))
+}
+
+pub(super) async fn existing(
+    gateway: &Gateway,
+    api_id: &str,
+    client_id: &str,
+) -> Result<ClientRecord, AdminError> {
+    let not_found = || AdminError::not_found("OAuth Client ID not found");
+    oauth_api(gateway, api_id)?.ok_or_else(not_found)?;
+    gateway
+        .store()
+        .client_app(api_id, client_id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+fn redirect_uris(gateway: &Gateway, request: &ClientRequest) -> Vec<String> {
+    if let Some(list) = &request.redirect_uris {
+        return list.clone();
+    }
+    let separator = &gateway.oauth.settings.redirect_uri_separator;
+    let Some(joined) = request.redirect_uri.as_deref().filter(|u| !u.is_empty()) else {
+        return Vec::new();
+    };
+    if separator.is_empty() {
+        return vec![joined.to_string()];
+    }
+    joined
+        .split(separator.as_str())
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn client_json(gateway: &Gateway, client: &ClientRecord, secret: Option<&str>) -> Value {
+    let separator = &gateway.oauth.settings.redirect_uri_separator;
+    let mut value = json!({
+        "client_id": client.client_id,
+        "api_id": client.api_id,
+        "redirect_uri": client.redirect_uris.join(separator),
+        "redirect_uris": client.redirect_uris,
+        "policy_id": client.policy_id.clone().unwrap_or_default(),
+        "meta_data": client.meta_data,
+        "description": client.description,
+    });
+    if let Some(secret) = secret {
+        value["secret"] = json!(secret);
+    }
+    value
+}

@@ -1,0 +1,87 @@
+//! `/tyk/policies`: policies stored in Redis, next to those of
+//! `policy_path`.
+
+use http::{Method, Response};
+
+use super::apis::reload;
+use super::respond::{self, AdminError};
+use super::Call;
+use crate::http::Body;
+use crate::policy::Policy;
+use crate::storage::Catalog;
+
+pub(super) async fn route(call: Call<'_>, rest: &[&str]) -> Result<Response<Body>, AdminError> {
+    match (call.method.clone(), rest) {
+        (Method::GET, []) => list(&call).await,
+        (Method::POST, []) => save(call, None).await,
+        (Method::GET, [id]) => get(&call, id).await,
+        (Method::PUT, [id]) => {
+            let id = id.to_string();
+            save(call, Some(id)).await
+        }
+        (Method::DELETE, [id]) => delete(&call, id).await,
+        _ => Err(AdminError::not_found("no such route")),
+    }
+}
+
+async fn list(call: &Call<'_>) -> Result<Response<Body>, AdminError> {
+    let documents = call.gateway.store().documents(Catalog::Policies).await?;
+    let values: Vec<serde_json::Value> = documents
+        .iter()
+        .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
+        .collect();
+    Ok(respond::ok(serde_json::Value::Array(values)))
+}
+
+async fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
+    let document = call
+        .gateway
+        .store()
+        .document(Catalog::Policies, id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Policy not found"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&document).map_err(|_| AdminError::not_found("Policy not found"))?;
+    Ok(respond::ok(value))
+}
+
+async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let bytes = respond::body(call).await?;
+    let policy = Policy::parse(&bytes, path_id.as_deref())
+        .map_err(|error| AdminError::bad_request(error.to_string()))?;
+    let mut document: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|error| AdminError::bad_request(error.to_string()))?;
+    document["id"] = serde_json::Value::String(policy.id.clone());
+
+    let store = gateway.store();
+    let exists = store
+        .document(Catalog::Policies, &policy.id)
+        .await?
+        .is_some();
+    let action = match (&path_id, exists) {
+        (Some(_), false) => return Err(AdminError::not_found("Policy not found")),
+        (Some(_), true) => "modified",
+        (None, _) => "added",
+    };
+    let bytes =
+        serde_json::to_vec(&document).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    store
+        .put_document(Catalog::Policies, &policy.id, &bytes)
+        .await?;
+    reload(gateway).await?;
+    Ok(respond::action(&policy.id, action))
+}
+
+async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    if !gateway
+        .store()
+        .delete_document(Catalog::Policies, id)
+        .await?
+    {
+        return Err(AdminError::not_found("Policy not found"));
+    }
+    reload(gateway).await?;
+    Ok(respond::action(id, "deleted"))
+}

@@ -1,0 +1,144 @@
+//! Responses of the control plane: Tyk's `{"status","message"}` envelope,
+//! the admin check and the health answer.
+
+use http::{HeaderMap, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Call;
+use crate::app::Gateway;
+use crate::http::{self as web, Body, BodyError, Params};
+
+/// A refused management call.
+#[derive(Debug)]
+pub(crate) struct AdminError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+// === impl AdminError ===
+
+impl AdminError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Attempted administrative access with invalid or missing key!",
+        )
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        web::json(
+            self.status,
+            &json!({"status": "error", "message": self.message}),
+        )
+    }
+}
+
+impl From<crate::storage::StorageError> for AdminError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        tracing::warn!(%error, "management call failed on storage");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage is unavailable")
+    }
+}
+
+impl From<crate::oauth::OAuthError> for AdminError {
+    fn from(error: crate::oauth::OAuthError) -> Self {
+        Self::new(error.code.status(), error.description.into_owned())
+    }
+}
+
+/// Whether the request carries the admin secret.
+pub(crate) fn authorized(gateway: &Gateway, headers: &HeaderMap) -> bool {
+    let Some(secret) = &gateway.config.secret else {
+        return false;
+    };
+    ["x-tyk-authorization", "authorization"]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .any(|value| secret.matches(value.as_bytes()))
+}
+
+pub(crate) fn ok(value: serde_json::Value) -> Response<Body> {
+    web::json(StatusCode::OK, &value)
+}
+
+/// Tyk's `{"key","status":"ok","action"}` answer.
+pub(crate) fn action(key: &str, action: &str) -> Response<Body> {
+    ok(json!({"key": key, "status": "ok", "action": action}))
+}
+
+pub(crate) fn message(text: &str) -> Response<Body> {
+    ok(json!({"status": "ok", "message": text}))
+}
+
+/// Reads the body, bounded by the configured limit.
+pub(crate) async fn body(call: Call<'_>) -> Result<bytes::Bytes, AdminError> {
+    let limit = call.gateway.config.proxy.max_body_bytes;
+    web::read_body(call.request.into_body(), limit)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge { .. } => {
+                AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+            BodyError::Read => AdminError::bad_request(error.to_string()),
+        })
+}
+
+pub(crate) async fn json_body<T: DeserializeOwned>(call: Call<'_>) -> Result<T, AdminError> {
+    let bytes = body(call).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|error| AdminError::bad_request(format!("invalid JSON body: {error}")))
+}
+
+/// Form parameters from the body, plus the query string.
+pub(crate) async fn form(call: Call<'_>) -> Result<Params, AdminError> {
+    let query = call.query.clone().unwrap_or_default();
+    let mut params =
+        web::parse_params(query.as_bytes()).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let bytes = body(call).await?;
+    let form = web::parse_params(&bytes).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    params
+        .merge(form)
+        .map_err(|e| AdminError::bad_request(e.to_string()))?;
+    Ok(params)
+}
+
+/// `GET /hello`: 200 while Redis answers, 503 otherwise.
+pub(crate) async fn hello(gateway: &Gateway) -> Response<Body> {
+    let started = tokio::time::Instant::now();
+    let redis_ok = gateway.store().ping().await.is_ok();
+    let status = if redis_ok { "pass" } else { "fail" };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "tollgate",
+        "details": {
+            "redis": {
+                "status": status,
+                "componentType": "datastore",
+                "time_ms": started.elapsed().as_millis() as u64,
+            }
+        }
+    });
+    let code = if redis_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    web::json(code, &body)
+}

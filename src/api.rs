@@ -1,0 +1,12 @@
+//! API definitions: the model, Tyk Classic and Tyk OAS parsing, loading
+//! from a folder, and the live registry that requests are matched against.
+
+mod classic;
+mod definition;
+mod model;
+mod oas;
+mod registry;
+
+pub use definition::{load_dir, parse_definition, DefinitionError, DefinitionFormat, ParsedApi};
+pub use model::*;
+pub use registry::{ApiSource, LoadedApi, Registry, Snapshot};

@@ -1,0 +1,91 @@
+//! The composition root: builds the shared [`Gateway`] state from the
+//! config, and runs both listeners until shutdown.
+
+mod gateway;
+mod reload;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use gateway::Gateway;
+
+use crate::admin::ControlPlane;
+use crate::config::Config;
+use crate::http;
+use crate::proxy::DataPlane;
+use crate::storage::ConnectError;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Redis(#[from] ConnectError),
+    #[error("policies: {0}")]
+    Policies(#[from] crate::policy::PolicyError),
+    #[error("api definitions in redis: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// A node ready to serve.
+pub struct App {
+    gateway: Arc<Gateway>,
+}
+
+// === impl App ===
+
+impl App {
+    /// Connects to Redis and loads API definitions and policies.
+    ///
+    /// # Errors
+    ///
+    /// Fails when Redis is unreachable or the policy path is unreadable.
+    /// Broken API definition files are logged and skipped.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let gateway = Gateway::connect(config).await?;
+        gateway.reload().await?;
+        Ok(Self {
+            gateway: Arc::new(gateway),
+        })
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Serves the data plane and the control plane until `shutdown`
+    /// resolves, then lets open requests finish.
+    pub async fn run(
+        self,
+        data: TcpListener,
+        control: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        log_listener("data plane", &data);
+        log_listener("control plane", &control);
+
+        let data_plane = Arc::new(DataPlane::new(self.gateway.clone()));
+        let control_plane = Arc::new(ControlPlane::new(self.gateway.clone()));
+        let data_task = tokio::spawn(http::serve(data, data_plane, wait(stopped.clone())));
+        let control_task = tokio::spawn(http::serve(control, control_plane, wait(stopped)));
+
+        shutdown.await;
+        info!("shutting down");
+        let _ = stop.send(true);
+        let _ = tokio::join!(data_task, control_task);
+        self.gateway.oauth.store.close().await;
+        info!("stopped");
+    }
+}
+
+fn log_listener(name: &str, listener: &TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(listen.addr = %addr, "{name} listening");
+    }
+}

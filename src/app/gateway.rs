@@ -1,0 +1,74 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use crate::api::Registry;
+use crate::config::Config;
+use crate::oauth::{OAuthServer, Settings};
+use crate::policy::Policies;
+use crate::proxy::Upstreams;
+use crate::session::SessionCache;
+use crate::storage::{Store, StoreConfig};
+
+use super::StartError;
+
+/// APIs, policies, the OAuth server (with storage and session cache) and
+/// the pooled upstream client.
+pub struct Gateway {
+    pub config: Config,
+    pub registry: Registry,
+    pub policies: Policies,
+    pub oauth: OAuthServer,
+    pub upstreams: Upstreams,
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
+        let store = Store::connect(&store_config(&config)).await?;
+        let sessions = Arc::new(SessionCache::new(config.session_cache_ttl));
+        let oauth = OAuthServer {
+            store,
+            settings: oauth_settings(&config),
+            sessions,
+        };
+        Ok(Self {
+            upstreams: Upstreams::new(config.proxy.upstream_timeout),
+            registry: Registry::default(),
+            policies: Policies::default(),
+            oauth,
+            config,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.oauth.store
+    }
+}
+
+fn store_config(config: &Config) -> StoreConfig {
+    let redis = &config.redis;
+    StoreConfig {
+        url: redis.url.clone(),
+        key_prefix: redis.key_prefix.clone(),
+        pool_size: redis.pool_size,
+        connect_timeout: redis.connect_timeout,
+        command_timeout: redis.connect_timeout,
+    }
+}
+
+fn oauth_settings(config: &Config) -> Settings {
+    let oauth = &config.oauth;
+    Settings {
+        token_ttl: oauth.token_expire,
+        refresh_ttl: oauth.refresh_token_expire,
+        code_ttl: oauth.code_expire,
+        error_status: oauth
+            .error_status_code
+            .and_then(|code| http::StatusCode::from_u16(code).ok()),
+        accept_duplicate_client_auth: oauth.accept_duplicate_client_auth,
+        redirect_uri_separator: oauth.redirect_uri_separator.clone(),
+        max_body_bytes: config.proxy.max_body_bytes,
+    }
+}

@@ -1,0 +1,63 @@
+//! HTTP plumbing shared by both listeners: body types, JSON responses,
+//! bounded body reading and form decoding.
+
+mod form;
+mod server;
+
+pub use form::{parse_params, Params, ParamsError};
+pub use server::{serve, Handler};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response tollgate sends.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request body could not be read")]
+    Read,
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyError::TooLarge { limit })
+        }
+        Err(_) => Err(BodyError::Read),
+    }
+}

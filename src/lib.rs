@@ -1,0 +1,15 @@
+//! tollgate: an API gateway node with a built-in OAuth 2.0 authorization
+//! server whose state lives in Redis.
+
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod oauth;
+pub mod policy;
+pub mod proxy;
+pub mod session;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,88 @@
+//! The tollgate binary: config, tracing, listeners, serve until a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use tollgate::app::App;
+use tollgate::cli::{Cli, EXIT_CONFIG_ERROR};
+use tollgate::telemetry;
+
+/// Exit status when the node cannot start (Redis down, port taken).
+const EXIT_START_FAILED: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.load_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tollgate: config: {error}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
+    if cli.check_only() {
+        println!("config ok: {}", config.summary());
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init_tracing(&config.log);
+    for name in &config.unknown_env {
+        warn!(env = %name, "environment variable matches no config key; ignored");
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tollgate: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_START_FAILED);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            error!("{message}");
+            eprintln!("tollgate: {message}");
+            ExitCode::from(EXIT_START_FAILED)
+        }
+    }
+}
+
+async fn run(config: tollgate::config::Config) -> Result<(), String> {
+    info!(config = %config.summary(), "starting");
+    let data_addr = config.listen;
+    let control_addr = config.control_listen;
+    let data = TcpListener::bind(data_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {data_addr}: {e}"))?;
+    let control = TcpListener::bind(control_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {control_addr}: {e}"))?;
+    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    app.run(data, control, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

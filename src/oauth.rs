@@ -1,0 +1,71 @@
+//! The OAuth 2.0 authorization server of each OAuth API.
+//!
+//! Endpoints under an API's listen path:
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET/POST oauth/authorize` | checks the request, `307` to the login page |
+//! | `POST oauth/token` | all grants (RFC 6749 sections 4 and 6) |
+//! | `POST oauth/revoke` | RFC 7009 revocation, client-authenticated |
+//! | `POST oauth/revoke_all` | every token of the authenticated client |
+//! | `POST tyk/oauth/authorize-client` | the identity server mints a code (admin secret) |
+
+mod authorize;
+mod client_auth;
+pub mod credentials;
+mod endpoint;
+mod error;
+mod grants;
+mod issue;
+mod revoke;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+pub use authorize::{authorize_client, AuthorizeClientError};
+pub use endpoint::Endpoint;
+pub use error::{ErrorCode, OAuthError};
+
+use crate::session::SessionCache;
+use crate::storage::Store;
+
+/// OAuth behaviour that operators configure.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub token_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    /// `oauth_error_status_code`: one status for every OAuth error.
+    pub error_status: Option<StatusCode>,
+    /// Accept Basic plus identical body credentials, as Tyk's documented
+    /// examples send them.
+    pub accept_duplicate_client_auth: bool,
+    /// Splits a `redirect_uri` string into several registered URIs.
+    pub redirect_uri_separator: String,
+    /// Largest request body the endpoints read.
+    pub max_body_bytes: usize,
+}
+
+/// What the OAuth endpoints need: storage, settings and the session cache
+/// to purge on revocation.
+pub struct OAuthServer {
+    pub store: Store,
+    pub settings: Settings,
+    pub sessions: Arc<SessionCache>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(3600),
+            refresh_ttl: Duration::from_secs(14 * 24 * 3600),
+            code_ttl: Duration::from_secs(60),
+            error_status: None,
+            accept_duplicate_client_auth: false,
+            redirect_uri_separator: ";".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}

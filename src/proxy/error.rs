@@ -1,0 +1,76 @@
+//! Why a proxied request failed, and the one place that turns that into a
+//! response. Internal details never reach the downstream.
+
+use http::{header, HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{self as web, Body};
+
+/// A refused or failed proxied request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no api matches the path")]
+    NoApi,
+    #[error("no credential")]
+    MissingCredential,
+    #[error("credential is not a bearer token")]
+    MalformedCredential,
+    #[error("token is unknown, expired or revoked")]
+    InvalidToken,
+    #[error("session has no access to this api")]
+    Forbidden,
+    #[error("session storage unavailable")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("upstream unreachable")]
+    UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    #[error("upstream url is invalid")]
+    BadUpstreamUrl,
+}
+
+// === impl ProxyError ===
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoApi => StatusCode::NOT_FOUND,
+            Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::MalformedCredential => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnreachable(_) | Self::BadUpstreamUrl => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// RFC 6750 section 3: the challenge for bearer-token failures.
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingCredential => Some(r#"Bearer realm="tollgate""#),
+            Self::MalformedCredential => {
+                Some(r#"Bearer realm="tollgate", error="invalid_request""#)
+            }
+            Self::InvalidToken => Some(
+                r#"Bearer realm="tollgate", error="invalid_token", error_description="token is unknown, expired or revoked""#,
+            ),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        match &self {
+            Self::Storage(error) => tracing::warn!(%error, "session lookup failed"),
+            Self::UpstreamUnreachable(error) => tracing::warn!(%error, "upstream unreachable"),
+            _ => {}
+        }
+        let mut response = web::json(self.status(), &json!({"error": self.to_string()}));
+        if let Some(challenge) = self.challenge() {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,162 @@
+//! Forwarding to the upstream over pooled connections, streaming both
+//! bodies.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::ProxyError;
+use crate::api::ApiDefinition;
+use crate::http::Body;
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The pooled client for every upstream.
+pub struct Upstreams {
+    client: Client<HttpConnector, Incoming>,
+    timeout: Duration,
+}
+
+// === impl Upstreams ===
+
+impl Upstreams {
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Self { client, timeout }
+    }
+
+    /// Sends the request to the API's upstream. `rest` is the path after
+    /// the listen path.
+    pub async fn forward(
+        &self,
+        api: &ApiDefinition,
+        rest: &str,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, ProxyError> {
+        let (mut parts, body) = request.into_parts();
+        let path = if api.strip_listen_path {
+            rest
+        } else {
+            parts.uri.path()
+        };
+        let uri = upstream_uri(&api.target_url, path, parts.uri.query())?;
+
+        let original_host = parts.headers.get(header::HOST).cloned();
+        remove_hop_by_hop(&mut parts.headers);
+        append_forwarded_for(&mut parts.headers, peer);
+        if let Some(host) = original_host {
+            parts.headers.insert("x-forwarded-host", host);
+        }
+        if let Some(authority) = uri.authority() {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+
+        let sent = self.client.request(Request::from_parts(parts, body));
+        let response = match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
+            Ok(Err(error)) => return Err(ProxyError::UpstreamUnreachable(error)),
+            Ok(Ok(response)) => response,
+        };
+
+        let (mut parts, body) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed(),
+        ))
+    }
+}
+
+fn upstream_uri(target: &str, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+    let target = target.trim_end_matches('/');
+    let uri = match query {
+        Some(query) => format!("{target}{path}?{query}"),
+        None => format!("{target}{path}"),
+    };
+    uri.parse().map_err(|_| ProxyError::BadUpstreamUrl)
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_uri_joins_path_and_query() {
+        let uri = upstream_uri("http://u:9", "/a/b", Some("x=1")).unwrap();
+        assert_eq!(uri.to_string(), "http://u:9/a/b?x=1");
+    }
+
+    #[test]
+    fn connection_named_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-secret, close"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key("x-secret"));
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        append_forwarded_for(&mut headers, "127.0.0.1:5".parse().unwrap());
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+}

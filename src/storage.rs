@@ -1,0 +1,33 @@
+//! Everything tollgate keeps in Redis, and the only module that knows fred.
+//!
+//! Credentials are stored under the SHA-256 of their value, never in plain
+//! text. Every contended change (using a code, rotating a refresh token,
+//! revoking a grant) is atomic on one key, so the same code works on a single
+//! Redis and on a Redis Cluster without hash tags.
+
+mod catalog;
+mod claim;
+mod connection;
+mod keys;
+mod records;
+mod tokens;
+
+pub use catalog::{Catalog, ClientRecord, UserRecord};
+pub use connection::{redact_url, ConnectError, Store, StoreConfig};
+pub use records::{CodeRecord, GrantRecord, RefreshRecord};
+pub use tokens::{owner, Claimed, IssuedTokens, NewRefresh, NewTokens, TokenPage};
+
+/// A failure talking to Redis or decoding what it returned.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("redis command failed")]
+    Redis(#[from] fred::error::Error),
+    #[error("stored record is unreadable")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("record could not be encoded")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("stored document is unreadable")]
+    Json(#[from] serde_json::Error),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(&'static str),
+}

@@ -1,0 +1,183 @@
+//! What operators submit and read back: API definitions, policies, OAuth
+//! client apps and basic-auth users, stored as JSON.
+//!
+//! Each kind has one key per document and a set of ids for listing. The two
+//! writes are not atomic together; a crash between them leaves either an id
+//! without a document (skipped when listing) or a document without an id
+//! (overwritten by the next write of the same id).
+
+use fred::prelude::*;
+use fred::types::Value;
+use serde::{Deserialize, Serialize};
+
+use super::{StorageError, Store};
+
+/// An OAuth client app. The secret is kept only as a salted hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub api_id: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    pub policy_id: Option<String>,
+    #[serde(default)]
+    pub meta_data: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub description: String,
+    pub secret_hash: String,
+    pub secret_salt: String,
+}
+
+/// A resource owner for the password grant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub username: String,
+    pub org_id: String,
+    /// PHC string of an Argon2id hash.
+    pub password_hash: String,
+    #[serde(default)]
+    pub apply_policies: Vec<String>,
+    #[serde(default)]
+    pub meta_data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The kinds of stored document, to pick their keys.
+#[derive(Clone, Copy, Debug)]
+pub enum Catalog<'a> {
+    Apis,
+    Policies,
+    Clients { api_id: &'a str },
+}
+
+// === impl Store: documents ===
+
+impl Store {
+    pub async fn put_document(
+        &self,
+        kind: Catalog<'_>,
+        id: &str,
+        document: &[u8],
+    ) -> Result<(), StorageError> {
+        let client = self.client();
+        client
+            .set::<(), _, _>(self.document_key(kind, id), document, None, None, false)
+            .await?;
+        client.sadd::<(), _, _>(self.set_key(kind), id).await?;
+        Ok(())
+    }
+
+    pub async fn document(
+        &self,
+        kind: Catalog<'_>,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.client().get(self.document_key(kind, id)).await?)
+    }
+
+    /// Every document of a kind, sorted by id.
+    pub async fn documents(
+        &self,
+        kind: Catalog<'_>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let client = self.client();
+        let mut ids: Vec<String> = client.smembers(self.set_key(kind)).await?;
+        ids.sort();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // One GET per key in a pipeline: MGET would cross slots on a cluster.
+        let pipe = client.pipeline();
+        for id in &ids {
+            pipe.get::<(), _>(self.document_key(kind, id)).await?;
+        }
+        let replies: Vec<Value> = pipe.all().await?;
+        let documents = ids
+            .into_iter()
+            .zip(replies)
+            .filter_map(|(id, reply)| reply.as_bytes().map(|b| (id, b.to_vec())))
+            .collect();
+        Ok(documents)
+    }
+
+    /// Removes a document; true when it existed.
+    pub async fn delete_document(&self, kind: Catalog<'_>, id: &str) -> Result<bool, StorageError> {
+        let client = self.client();
+        let removed: i64 = client.del(self.document_key(kind, id)).await?;
+        client.srem::<(), _, _>(self.set_key(kind), id).await?;
+        Ok(removed > 0)
+    }
+
+    fn document_key(&self, kind: Catalog<'_>, id: &str) -> String {
+        match kind {
+            Catalog::Apis => self.keys.api(id),
+            Catalog::Policies => self.keys.policy(id),
+            Catalog::Clients { api_id } => self.keys.client(api_id, id),
+        }
+    }
+
+    fn set_key(&self, kind: Catalog<'_>) -> String {
+        match kind {
+            Catalog::Apis => self.keys.api_set(),
+            Catalog::Policies => self.keys.policy_set(),
+            Catalog::Clients { api_id } => self.keys.client_set(api_id),
+        }
+    }
+}
+
+// === impl Store: typed records ===
+
+impl Store {
+    pub async fn client_app(
+        &self,
+        api_id: &str,
+        client_id: &str,
+    ) -> Result<Option<ClientRecord>, StorageError> {
+        let kind = Catalog::Clients { api_id };
+        let Some(bytes) = self.document(kind, client_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(&bytes)?))
+    }
+
+    pub async fn put_client_app(&self, client: &ClientRecord) -> Result<(), StorageError> {
+        let kind = Catalog::Clients {
+            api_id: &client.api_id,
+        };
+        let bytes = serde_json::to_vec(client)?;
+        self.put_document(kind, &client.client_id, &bytes).await
+    }
+
+    pub async fn client_apps(&self, api_id: &str) -> Result<Vec<ClientRecord>, StorageError> {
+        let documents = self.documents(Catalog::Clients { api_id }).await?;
+        documents
+            .iter()
+            .map(|(_, bytes)| Ok(serde_json::from_slice(bytes)?))
+            .collect()
+    }
+
+    pub async fn user(
+        &self,
+        org_id: &str,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StorageError> {
+        let bytes: Option<Vec<u8>> = self.client().get(self.keys.user(org_id, username)).await?;
+        bytes
+            .map(|b| serde_json::from_slice(&b).map_err(StorageError::from))
+            .transpose()
+    }
+
+    pub async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
+        let key = self.keys.user(&user.org_id, &user.username);
+        let bytes = serde_json::to_vec(user)?;
+        self.client()
+            .set::<(), _, _>(key, bytes, None, None, false)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_user(&self, org_id: &str, username: &str) -> Result<bool, StorageError> {
+        let removed: i64 = self.client().del(self.keys.user(org_id, username)).await?;
+        Ok(removed > 0)
+    }
+}

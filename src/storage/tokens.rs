@@ -1,0 +1,383 @@
+//! Access tokens, refresh tokens, codes and grant families.
+//!
+//! Issuing is one pipelined round trip. A grant family is revoked by turning
+//! its record into the marker `R`; a rotation that lands after the marker
+//! sees it and removes the tokens it just wrote, so a replayed code or
+//! refresh token always ends with the whole family dead.
+
+use fred::clients::Pipeline;
+use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand, Value};
+
+use super::claim::{self, Claim};
+use super::records::{self, CodeRecord, GrantRecord, RefreshRecord};
+use super::{StorageError, Store};
+use crate::session::{now_ms, Session};
+
+/// Page size of the token listing, as in Tyk.
+const TOKEN_PAGE_SIZE: usize = 100;
+
+const GRANT_STORE_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == 'R' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+const GRANT_REVOKE_SCRIPT: &str = r#"
+local v = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], 'R', 'PX', ARGV[1])
+if v == 'R' then return false end
+return v
+"#;
+
+/// Everything needed to store one issued access token (and refresh token).
+#[derive(Debug)]
+pub struct NewTokens<'a> {
+    pub access_hash: &'a str,
+    pub session: &'a Session,
+    pub refresh: Option<NewRefresh<'a>>,
+    /// The access token that this issue replaces (refresh rotation).
+    pub replaces_access: Option<&'a str>,
+    /// How long a revoked-grant marker must outlive the tokens.
+    pub grant_ttl_ms: u64,
+}
+
+/// A refresh token to store next to a new access token.
+#[derive(Debug)]
+pub struct NewRefresh<'a> {
+    pub hash: &'a str,
+    pub ttl_ms: u64,
+}
+
+/// Whether the tokens were stored live or the grant was revoked meanwhile.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IssuedTokens {
+    Live,
+    /// A replay revoked the grant while this issue was in flight; the new
+    /// tokens were removed again.
+    GrantRevoked,
+}
+
+/// The outcome of using a single-use credential.
+#[derive(Debug)]
+pub enum Claimed<L, U> {
+    /// This caller won the credential.
+    Live(L),
+    /// It was used before; what its tombstone says.
+    Used(U),
+    /// Unknown, expired, or issued to another client.
+    Missing,
+}
+
+/// One page of a client's live access tokens.
+#[derive(Debug)]
+pub struct TokenPage {
+    /// `(token hash, expiry as Unix seconds)`.
+    pub tokens: Vec<(String, u64)>,
+    pub total: usize,
+    pub page: usize,
+    pub page_size: usize,
+}
+
+// === impl Store: codes ===
+
+impl Store {
+    pub async fn put_code(
+        &self,
+        hash: &str,
+        owner: &str,
+        record: &CodeRecord,
+        ttl_ms: u64,
+    ) -> Result<(), StorageError> {
+        let value = claim::live_value(owner, &records::encode(record)?);
+        let expire = Some(Expiration::PX(ttl_ms as i64));
+        self.client()
+            .set::<(), _, _>(self.keys.code(hash), value, expire, None, false)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses a code once. The tombstone left behind names `grant_id`, so a
+    /// second use can revoke what the first one issued.
+    pub async fn claim_code(
+        &self,
+        hash: &str,
+        owner: &str,
+        grant_id: &str,
+    ) -> Result<Claimed<CodeRecord, String>, StorageError> {
+        let key = self.keys.code(hash);
+        let claim = claim::claim(self.client(), key, owner, grant_id.as_bytes()).await?;
+        Ok(match claim {
+            Claim::Live(payload) => Claimed::Live(records::decode(&payload)?),
+            Claim::Used(tomb) => Claimed::Used(String::from_utf8_lossy(&tomb).into_owned()),
+            Claim::Missing => Claimed::Missing,
+        })
+    }
+
+    /// Uses a refresh token once; its tombstone keeps the record.
+    pub async fn claim_refresh(
+        &self,
+        hash: &str,
+        owner: &str,
+    ) -> Result<Claimed<RefreshRecord, RefreshRecord>, StorageError> {
+        let key = self.keys.refresh(hash);
+        let claim = claim::claim(self.client(), key, owner, b"").await?;
+        Ok(match claim {
+            Claim::Live(payload) => Claimed::Live(records::decode(&payload)?),
+            Claim::Used(payload) => Claimed::Used(records::decode(&payload)?),
+            Claim::Missing => Claimed::Missing,
+        })
+    }
+
+    /// Reads a refresh record without using it: `(owner, live, record)`.
+    pub async fn refresh_record(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(String, bool, RefreshRecord)>, StorageError> {
+        let value: Option<Vec<u8>> = self.client().get(self.keys.refresh(hash)).await?;
+        let Some(value) = value else { return Ok(None) };
+        let Some((live, owner, payload)) = claim::split_value(&value) else {
+            return Err(StorageError::Reply("refresh record"));
+        };
+        let owner = String::from_utf8_lossy(owner).into_owned();
+        Ok(Some((owner, live, records::decode(payload)?)))
+    }
+}
+
+// === impl Store: access tokens ===
+
+impl Store {
+    /// Stores new tokens in one pipelined round trip.
+    pub async fn issue(&self, new: &NewTokens<'_>) -> Result<IssuedTokens, StorageError> {
+        let session = new.session;
+        let now = now_ms();
+        let access_ttl = session.expires_at_ms.saturating_sub(now).max(1);
+        let pipe = self.client().pipeline();
+
+        // The grant check goes first so that its reply is always the first.
+        let grant_queued = self.queue_grant(&pipe, new, now).await?;
+        let access_key = self.keys.access(new.access_hash);
+        let expire = Some(Expiration::PX(access_ttl as i64));
+        pipe.set::<(), _, _>(&access_key, records::encode(session)?, expire, None, false)
+            .await?;
+        self.queue_index(&pipe, session, new.access_hash, now)
+            .await?;
+        if let Some(old) = new.replaces_access {
+            pipe.del::<(), _>(self.keys.access(old)).await?;
+            let index = self.keys.client_tokens(&session.api_id, &session.client_id);
+            pipe.zrem::<(), _, _>(index, old).await?;
+        }
+        if let Some(refresh) = &new.refresh {
+            self.queue_refresh(&pipe, new, refresh).await?;
+        }
+
+        let replies: Vec<Value> = pipe.all().await?;
+        let revoked = grant_queued && replies.first().and_then(Value::as_i64) == Some(0);
+        if revoked {
+            self.remove_new_tokens(new).await?;
+            return Ok(IssuedTokens::GrantRevoked);
+        }
+        Ok(IssuedTokens::Live)
+    }
+
+    pub async fn session(&self, hash: &str) -> Result<Option<Session>, StorageError> {
+        let value: Option<Vec<u8>> = self.client().get(self.keys.access(hash)).await?;
+        value.map(|bytes| records::decode(&bytes)).transpose()
+    }
+
+    /// Deletes one access token; returns its session if it existed.
+    pub async fn revoke_access(&self, hash: &str) -> Result<Option<Session>, StorageError> {
+        let value: Option<Vec<u8>> = self.client().getdel(self.keys.access(hash)).await?;
+        let Some(bytes) = value else { return Ok(None) };
+        let session: Session = records::decode(&bytes)?;
+        let index = self.keys.client_tokens(&session.api_id, &session.client_id);
+        self.client().zrem::<(), _, _>(index, hash).await?;
+        Ok(Some(session))
+    }
+
+    /// Kills a grant family: its access and refresh tokens, now and for any
+    /// rotation still in flight.
+    pub async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        marker_ttl_ms: u64,
+    ) -> Result<Option<GrantRecord>, StorageError> {
+        let old: Option<Vec<u8>> = self
+            .client()
+            .eval(
+                GRANT_REVOKE_SCRIPT,
+                self.keys.grant(grant_id),
+                marker_ttl_ms.max(1).to_string(),
+            )
+            .await?;
+        let Some(bytes) = old else { return Ok(None) };
+        let grant: GrantRecord = records::decode(&bytes)?;
+        self.delete_grant_tokens(&grant).await?;
+        Ok(Some(grant))
+    }
+
+    /// Live access tokens of a client, 100 a page, starting at page 1.
+    pub async fn client_tokens(
+        &self,
+        api_id: &str,
+        client_id: &str,
+        page: usize,
+    ) -> Result<TokenPage, StorageError> {
+        let key = self.keys.client_tokens(api_id, client_id);
+        let now_secs = (now_ms() / 1000) as f64;
+        let client = self.client();
+        client
+            .zremrangebyscore::<(), _, _, _>(&key, f64::NEG_INFINITY, now_secs)
+            .await?;
+        let total: usize = client.zcount(&key, now_secs, f64::INFINITY).await?;
+        let page = page.max(1);
+        let offset = (page - 1) * TOKEN_PAGE_SIZE;
+        let limit = Some((offset as i64, TOKEN_PAGE_SIZE as i64));
+        let raw: Vec<(String, f64)> = client
+            .zrangebyscore(&key, now_secs, f64::INFINITY, true, limit)
+            .await?;
+        let tokens = raw.into_iter().map(|(h, s)| (h, s as u64)).collect();
+        Ok(TokenPage {
+            tokens,
+            total,
+            page,
+            page_size: TOKEN_PAGE_SIZE,
+        })
+    }
+
+    /// Revokes every token of a client; returns the access hashes removed.
+    pub async fn revoke_client_tokens(
+        &self,
+        api_id: &str,
+        client_id: &str,
+        marker_ttl_ms: u64,
+    ) -> Result<Vec<String>, StorageError> {
+        let client = self.client();
+        let grants_key = self.keys.client_grants(api_id, client_id);
+        let grants: Vec<String> = client
+            .zrange(&grants_key, 0, -1, None, false, None, false)
+            .await?;
+        for grant_id in &grants {
+            self.revoke_grant(grant_id, marker_ttl_ms).await?;
+        }
+
+        let tokens_key = self.keys.client_tokens(api_id, client_id);
+        let hashes: Vec<String> = client
+            .zrange(&tokens_key, 0, -1, None, false, None, false)
+            .await?;
+        let keys: Vec<String> = hashes.iter().map(|h| self.keys.access(h)).collect();
+        if !keys.is_empty() {
+            client.del::<(), _>(keys).await?;
+        }
+        client.del::<(), _>(vec![tokens_key, grants_key]).await?;
+        Ok(hashes)
+    }
+}
+
+// === impl Store: pipeline steps ===
+
+impl Store {
+    async fn queue_index(
+        &self,
+        pipe: &Pipeline<Client>,
+        session: &Session,
+        access_hash: &str,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        let index = self.keys.client_tokens(&session.api_id, &session.client_id);
+        let score = (session.expires_at_ms / 1000) as f64;
+        pipe.zadd::<(), _, _>(&index, None, None, false, false, (score, access_hash))
+            .await?;
+        let lapsed = (now / 1000) as f64;
+        pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed)
+            .await?;
+        Ok(())
+    }
+
+    async fn queue_refresh(
+        &self,
+        pipe: &Pipeline<Client>,
+        new: &NewTokens<'_>,
+        refresh: &NewRefresh<'_>,
+    ) -> Result<(), StorageError> {
+        let session = new.session;
+        let record = RefreshRecord {
+            grant_id: session.grant_id.clone().unwrap_or_default(),
+            access_hash: new.access_hash.to_string(),
+            session: session.clone(),
+        };
+        let owner = owner(&session.api_id, &session.client_id);
+        let value = claim::live_value(&owner, &records::encode(&record)?);
+        let expire = Some(Expiration::PX(refresh.ttl_ms.max(1) as i64));
+        pipe.set::<(), _, _>(self.keys.refresh(refresh.hash), value, expire, None, false)
+            .await?;
+        Ok(())
+    }
+
+    /// Queues the grant record write, when the session has a grant.
+    async fn queue_grant(
+        &self,
+        pipe: &Pipeline<Client>,
+        new: &NewTokens<'_>,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        let session = new.session;
+        let Some(grant_id) = &session.grant_id else {
+            return Ok(false);
+        };
+        let grant = GrantRecord {
+            api_id: session.api_id.clone(),
+            client_id: session.client_id.clone(),
+            access_hash: new.access_hash.to_string(),
+            refresh_hash: new.refresh.as_ref().map(|r| r.hash.to_string()),
+        };
+        let ttl = new.grant_ttl_ms.max(1);
+        // Pipelines have no EVAL method of their own; send it as a command.
+        let eval = CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false);
+        let args: Vec<Value> = vec![
+            GRANT_STORE_SCRIPT.into(),
+            1.into(),
+            self.keys.grant(grant_id).into(),
+            Value::Bytes(records::encode(&grant)?.into()),
+            ttl.to_string().into(),
+        ];
+        pipe.custom::<(), _>(eval, args).await?;
+
+        let index = self.keys.client_grants(&session.api_id, &session.client_id);
+        let score = ((now + ttl) / 1000) as f64;
+        pipe.zadd::<(), _, _>(&index, None, None, false, false, (score, grant_id.as_str()))
+            .await?;
+        let lapsed = (now / 1000) as f64;
+        pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed)
+            .await?;
+        Ok(true)
+    }
+
+    async fn remove_new_tokens(&self, new: &NewTokens<'_>) -> Result<(), StorageError> {
+        let mut keys = vec![self.keys.access(new.access_hash)];
+        if let Some(refresh) = &new.refresh {
+            keys.push(self.keys.refresh(refresh.hash));
+        }
+        self.client().del::<(), _>(keys).await?;
+        Ok(())
+    }
+
+    async fn delete_grant_tokens(&self, grant: &GrantRecord) -> Result<(), StorageError> {
+        let mut keys = vec![self.keys.access(&grant.access_hash)];
+        if let Some(refresh) = &grant.refresh_hash {
+            keys.push(self.keys.refresh(refresh));
+        }
+        let client = self.client();
+        client.del::<(), _>(keys).await?;
+        let index = self.keys.client_tokens(&grant.api_id, &grant.client_id);
+        client
+            .zrem::<(), _, _>(index, grant.access_hash.as_str())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The owner string that binds a code or refresh token to its client.
+pub fn owner(api_id: &str, client_id: &str) -> String {
+    format!("{api_id}/{client_id}")
+}
