@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use tollgate::app::App;
 use tollgate::cli::{Cli, EXIT_CONFIG_ERROR};
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            error!("{message}");
+            // One line on stderr, whatever the log format.
             eprintln!("tollgate: {message}");
             ExitCode::from(EXIT_START_FAILED)
         }

@@ -159,8 +159,9 @@ async fn get(call: &Call<'_>, api_id: &str, client_id: &str) -> Result<Response<
     Ok(respond::ok(client_json(call.gateway, &client, None)))
 }
 
-/// Replaces redirect URIs, policy, metadata and description. The id and
-/// the secret do not change here; a policy change revokes issued tokens.
+/// Changes the redirect URIs, policy, metadata and description given in
+/// the body; fields left out keep their value. The id and the secret do not
+/// change here. A policy change revokes the tokens issued under the old one.
 async fn update(
     call: Call<'_>,
     api_id: &str,
@@ -169,27 +170,42 @@ async fn update(
     let gateway = call.gateway;
     let mut client = existing(gateway, api_id, client_id).await?;
     let request: ClientRequest = respond::json_body(call).await?;
-    if let Some(policy_id) = &request.policy_id {
-        let policies = gateway.policies.current();
-        let policy = policies
-            .get(policy_id)
-            .ok_or_else(|| AdminError::not_found("Policy doesn't exist"))?;
-        if !policy.access_rights.contains_key(api_id) {
-            return Err(AdminError::bad_request(
-                "Policy access rights doesn't contain API this OAuth client belongs to",
-            ));
-        }
+    let policy_id = request.policy_id.clone().filter(|p| !p.is_empty());
+    if let Some(policy_id) = &policy_id {
+        check_policy_grants(gateway, policy_id, api_id)?;
     }
-    let policy_changed = client.policy_id.is_some() && client.policy_id != request.policy_id;
-    client.redirect_uris = redirect_uris(gateway, &request);
-    client.policy_id = request.policy_id;
-    client.meta_data = request.meta_data.unwrap_or_default();
-    client.description = request.description.unwrap_or_default();
+
+    let policy_changed = request.policy_id.is_some() && client.policy_id != policy_id;
+    if request.redirect_uri.is_some() || request.redirect_uris.is_some() {
+        client.redirect_uris = redirect_uris(gateway, &request);
+    }
+    if request.policy_id.is_some() {
+        client.policy_id = policy_id;
+    }
+    if let Some(meta_data) = request.meta_data {
+        client.meta_data = meta_data;
+    }
+    if let Some(description) = request.description {
+        client.description = description;
+    }
     gateway.store().put_client_app(&client).await?;
     if policy_changed {
         gateway.oauth.revoke_client_tokens(&client).await?;
     }
     Ok(respond::ok(client_json(gateway, &client, None)))
+}
+
+fn check_policy_grants(gateway: &Gateway, policy_id: &str, api_id: &str) -> Result<(), AdminError> {
+    let policies = gateway.policies.current();
+    let policy = policies
+        .get(policy_id)
+        .ok_or_else(|| AdminError::not_found("Policy doesn't exist"))?;
+    if !policy.access_rights.contains_key(api_id) {
+        return Err(AdminError::bad_request(
+            "Policy access rights doesn't contain API this OAuth client belongs to",
+        ));
+    }
+    Ok(())
 }
 
 /// Deletes the client and revokes all of its tokens.
