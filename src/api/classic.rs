@@ -42,16 +42,16 @@ pub fn parse_classic(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
 
     Ok(ApiDefinition {
         id,
-        name: string(&root.get("name"))?,
-        org_id: string(&root.get("org_id"))?,
+        name: root.get("name").string()?,
+        org_id: root.get("org_id").string()?,
         active: root.get("active").bool()?.unwrap_or(true),
         listen_path,
         domain: check::domain(&root.get("domain"))?,
         target_url,
-        strip_listen_path: flag(&proxy.get("strip_listen_path"))?,
+        strip_listen_path: proxy.get("strip_listen_path").flag()?,
         auth,
         credential,
-        strip_auth_data: flag(&root.get("strip_auth_data"))?,
+        strip_auth_data: root.get("strip_auth_data").flag()?,
     })
 }
 
@@ -59,9 +59,9 @@ pub fn parse_classic(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
 /// and an API with no method flag at all but a legacy `auth` block uses
 /// Auth Token.
 fn auth(root: &Field<'_>) -> Result<(AuthMode, CredentialSource), DefinitionError> {
-    let keyless = flag(&root.get("use_keyless"))?;
-    let oauth = flag(&root.get("use_oauth2"))?;
-    let standard = flag(&root.get("use_standard_auth"))?;
+    let keyless = root.get("use_keyless").flag()?;
+    let oauth = root.get("use_oauth2").flag()?;
+    let standard = root.get("use_standard_auth").flag()?;
     let unsupported = unsupported_flag(root)?;
 
     if keyless {
@@ -93,7 +93,7 @@ fn auth(root: &Field<'_>) -> Result<(AuthMode, CredentialSource), DefinitionErro
 
 fn unsupported_flag(root: &Field<'_>) -> Result<Option<&'static str>, DefinitionError> {
     for name in UNSUPPORTED_AUTH_FLAGS {
-        if flag(&root.get(name))? {
+        if root.get(name).flag()? {
             return Ok(Some(name));
         }
     }
@@ -144,7 +144,7 @@ fn credential_source(config: &Field<'_>) -> Result<CredentialSource, DefinitionE
         .get("auth_header_name")
         .str()?
         .unwrap_or(DEFAULT_AUTH_HEADER);
-    let header = (!flag(&config.get("disable_header"))?).then(|| header_name.to_string());
+    let header = (!config.get("disable_header").flag()?).then(|| header_name.to_string());
     let query = optional_source(config, "use_param", "param_name", header_name)?;
     let cookie = optional_source(config, "use_cookie", "cookie_name", header_name)?;
     Ok(CredentialSource {
@@ -160,19 +160,11 @@ fn optional_source(
     name: &str,
     default: &str,
 ) -> Result<Option<String>, DefinitionError> {
-    if !flag(&config.get(enabled))? {
+    if !config.get(enabled).flag()? {
         return Ok(None);
     }
     let name = config.get(name).str()?.unwrap_or(default);
     Ok(Some(name.to_string()))
-}
-
-fn flag(field: &Field<'_>) -> Result<bool, DefinitionError> {
-    Ok(field.bool()?.unwrap_or(false))
-}
-
-fn string(field: &Field<'_>) -> Result<String, DefinitionError> {
-    Ok(field.str()?.unwrap_or_default().to_string())
 }
 
 #[cfg(test)]

@@ -155,6 +155,16 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A boolean that defaults to false.
+    pub(super) fn flag(&self) -> Result<bool, DefinitionError> {
+        Ok(self.bool()?.unwrap_or(false))
+    }
+
+    /// A string that defaults to empty.
+    pub(super) fn string(&self) -> Result<String, DefinitionError> {
+        Ok(self.str()?.unwrap_or_default().to_string())
+    }
+
     pub(super) fn bool(&self) -> Result<Option<bool>, DefinitionError> {
         match self.present() {
             None => Ok(None),

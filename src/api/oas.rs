@@ -40,16 +40,16 @@ pub fn parse_oas(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
 
     Ok(ApiDefinition {
         id,
-        name: string(&info.get("name"))?,
-        org_id: string(&info.get("orgId"))?,
+        name: info.get("name").string()?,
+        org_id: info.get("orgId").string()?,
         active: info.get("state").get("active").bool()?.unwrap_or(true),
         listen_path,
         domain: custom_domain(&server.get("customDomain"))?,
         target_url,
-        strip_listen_path: flag(&listen.get("strip"))?,
+        strip_listen_path: listen.get("strip").flag()?,
         auth,
         credential,
-        strip_auth_data: flag(&authentication.get("stripAuthorizationData"))?,
+        strip_auth_data: authentication.get("stripAuthorizationData").flag()?,
     })
 }
 
@@ -60,14 +60,14 @@ fn auth(
     root: &Field<'_>,
     authentication: &Field<'_>,
 ) -> Result<(AuthMode, CredentialSource), DefinitionError> {
-    if !flag(&authentication.get("enabled"))? {
+    if !authentication.get("enabled").flag()? {
         return Ok((AuthMode::Keyless, CredentialSource::default()));
     }
     let schemes = authentication.get("securitySchemes");
     let mut enabled = Vec::new();
     for name in scheme_names(doc, &schemes)? {
         let entry = schemes.get(&name);
-        if flag(&entry.get("enabled"))? {
+        if entry.get("enabled").flag()? {
             enabled.push((name, entry));
         }
     }
@@ -133,7 +133,7 @@ fn oauth(
         .filter(|key| key.as_str() != "implicit")
         .map(|key| wire_grant(key))
         .collect();
-    if flag(&entry.get("refreshToken"))? {
+    if entry.get("refreshToken").flag()? {
         grants.push("refresh_token");
     }
     let notifications = entry.get("notifications");
@@ -208,18 +208,10 @@ fn source(
 }
 
 fn custom_domain(field: &Field<'_>) -> Result<Option<String>, DefinitionError> {
-    if !flag(&field.get("enabled"))? {
+    if !field.get("enabled").flag()? {
         return Ok(None);
     }
     check::domain(&field.get("name"))
-}
-
-fn flag(field: &Field<'_>) -> Result<bool, DefinitionError> {
-    Ok(field.bool()?.unwrap_or(false))
-}
-
-fn string(field: &Field<'_>) -> Result<String, DefinitionError> {
-    Ok(field.str()?.unwrap_or_default().to_string())
 }
 
 #[cfg(test)]
