@@ -42,8 +42,9 @@ fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
 /// POST (create) or PUT (replace) one definition.
 async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
+    let format = request_format(&call);
     let bytes = respond::body(call).await?;
-    let parsed = api::parse_definition(&bytes, DefinitionFormat::Json)
+    let parsed = api::parse_definition(&bytes, format)
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
     let id = parsed.definition.id.clone();
 
@@ -94,6 +95,21 @@ pub(super) async fn reload(gateway: &crate::app::Gateway) -> Result<(), AdminErr
         tracing::warn!(%error, "reload after a change failed");
         AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed")
     })
+}
+
+/// Tyk OAS documents may be posted as YAML; everything else is JSON.
+fn request_format(call: &Call<'_>) -> DefinitionFormat {
+    let content_type = call
+        .request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.contains("yaml") {
+        DefinitionFormat::Yaml
+    } else {
+        DefinitionFormat::Json
+    }
 }
 
 fn read_only() -> AdminError {
