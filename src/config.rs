@@ -41,6 +41,10 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub const DEFAULT_WEBHOOK_QUEUE_CAPACITY: usize = 10_000;
+pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_WEBHOOK_RETRY_BASE: Duration = Duration::from_millis(1000);
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The node's configuration, validated: every field holds a usable value.
 #[derive(Debug, Clone)]
@@ -63,6 +67,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// How long a node caches a session read from Redis. Zero disables it.
     pub session_cache_ttl: Duration,
+    pub webhooks: WebhookConfig,
     pub log: LogConfig,
     /// `TOLLGATE_*` variables that match no key, sorted; names only. They
     /// are ignored; the caller should log them as a warning.
@@ -109,6 +114,20 @@ pub struct ProxyConfig {
     /// Largest body tollgate itself reads: OAuth forms and admin JSON.
     /// Proxied bodies stream and are not limited by this.
     pub max_body_bytes: usize,
+}
+
+/// Delivery of token notifications to API webhooks. See `webhooks.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Notifications waiting to be delivered; beyond it new ones are
+    /// dropped and counted.
+    pub queue_capacity: usize,
+    /// Attempts per notification, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled after each failure.
+    pub retry_base: Duration,
+    /// Longest one delivery attempt may take.
+    pub timeout: Duration,
 }
 
 /// Logging. See `telemetry::init_tracing`.
@@ -227,6 +246,7 @@ impl Config {
                 .map_or("unset".into(), |p| p.display().to_string())
         };
         let oauth = &self.oauth;
+        let webhooks = &self.webhooks;
         vec![
             ("listen", self.listen.to_string()),
             ("control_listen", self.control_listen.to_string()),
@@ -259,6 +279,16 @@ impl Config {
                 self.proxy.max_body_bytes.to_string(),
             ),
             ("cache.session_cache_ttl", secs(self.session_cache_ttl)),
+            (
+                "webhooks.queue_capacity",
+                webhooks.queue_capacity.to_string(),
+            ),
+            ("webhooks.max_attempts", webhooks.max_attempts.to_string()),
+            (
+                "webhooks.retry_base",
+                format!("{}ms", webhooks.retry_base.as_millis()),
+            ),
+            ("webhooks.timeout", secs(webhooks.timeout)),
             (
                 "log.level",
                 self.log.filter.clone().unwrap_or(self.log.level.clone()),
@@ -301,6 +331,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             proxy: ProxyConfig::default(),
             session_cache_ttl: DEFAULT_SESSION_CACHE_TTL,
+            webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
             unknown_env: Vec::new(),
         }
@@ -362,6 +393,19 @@ impl Default for ProxyConfig {
         Self {
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+// === impl WebhookConfig ===
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: DEFAULT_WEBHOOK_QUEUE_CAPACITY,
+            max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+            retry_base: DEFAULT_WEBHOOK_RETRY_BASE,
+            timeout: DEFAULT_WEBHOOK_TIMEOUT,
         }
     }
 }

@@ -13,3 +13,4 @@ pub mod proxy;
 pub mod session;
 pub mod storage;
 pub mod telemetry;
+pub mod webhooks;

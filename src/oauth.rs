@@ -30,6 +30,7 @@ pub use error::{ErrorCode, OAuthError};
 
 use crate::session::SessionCache;
 use crate::storage::Store;
+use crate::webhooks::Notifier;
 
 /// OAuth behaviour that operators configure.
 #[derive(Clone, Debug)]
@@ -48,12 +49,13 @@ pub struct Settings {
     pub max_body_bytes: usize,
 }
 
-/// What the OAuth endpoints need: storage, settings and the session cache
-/// to purge on revocation.
+/// What the OAuth endpoints need: storage, settings, the session cache to
+/// purge on revocation, and the token notification queue.
 pub struct OAuthServer {
     pub store: Store,
     pub settings: Settings,
     pub sessions: Arc<SessionCache>,
+    pub notifier: Notifier,
 }
 
 impl Default for Settings {

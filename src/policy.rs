@@ -1,16 +1,18 @@
 //! Policies: which APIs a session may call.
 //!
 //! A session names its policies; they are looked up on every request, so an
-//! edited policy changes what existing tokens may do at once. Tyk policy
-//! documents carry many more fields (limits, quotas, tags); the ones not
-//! listed here are kept in the stored document and ignored.
+//! edited policy changes what existing tokens may do at once. A policy grants
+//! APIs (optionally only some paths and methods), a rate limit and a quota,
+//! globally or per API. Tyk fields not listed here are kept in the stored
+//! document and ignored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde::Deserialize;
+use regex::Regex;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One policy.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -25,6 +27,12 @@ pub struct Policy {
     pub access_rights: BTreeMap<String, AccessRight>,
     #[serde(default)]
     pub is_inactive: bool,
+    #[serde(flatten)]
+    pub limits: RateSpec,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub meta_data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Access to one API.
@@ -36,8 +44,52 @@ pub struct AccessRight {
     pub api_name: String,
     #[serde(default)]
     pub versions: Vec<String>,
+    /// When not empty, only these paths and methods are allowed.
+    #[serde(default)]
+    pub allowed_urls: Vec<AllowedUrl>,
+    /// Limits for this API alone, counted apart from other APIs.
+    #[serde(default)]
+    pub limit: Option<RateSpec>,
 }
 
+/// A path pattern (a regular expression, as in Tyk) and its methods.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AllowedUrl {
+    #[serde(deserialize_with = "anchored_regex")]
+    pub url: Regex,
+    /// Empty means every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// Tyk's rate and quota fields. A rate applies when `rate` and `per` are
+/// positive; a quota when `quota_max` is not negative and
+/// `quota_renewal_rate` is positive.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+pub struct RateSpec {
+    #[serde(default)]
+    pub rate: f64,
+    /// Seconds.
+    #[serde(default)]
+    pub per: f64,
+    #[serde(default = "unlimited")]
+    pub quota_max: i64,
+    /// Seconds.
+    #[serde(default)]
+    pub quota_renewal_rate: i64,
+}
+
+/// The outcome of applying a session's policies to one request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    /// Allowed, under these limits; `per_api` when the limits are the
+    /// API's own and must be counted apart.
+    Allowed { limits: RateSpec, per_api: bool },
+    /// A policy grants the API, but not this path or method.
+    UrlDenied,
+    /// No policy grants the API.
+    NotGranted,
+}
 /// Every known policy by id.
 #[derive(Debug, Default)]
 pub struct PolicySet {
@@ -79,6 +131,79 @@ impl Policy {
     pub fn grants(&self, api_id: &str) -> bool {
         !self.is_inactive && self.access_rights.contains_key(api_id)
     }
+
+    fn decide(&self, api_id: &str, method: &str, path: &str) -> Decision {
+        if self.is_inactive {
+            return Decision::NotGranted;
+        }
+        let Some(right) = self.access_rights.get(api_id) else {
+            return Decision::NotGranted;
+        };
+        if !right.allows(method, path) {
+            return Decision::UrlDenied;
+        }
+        match right.limit.filter(RateSpec::is_set) {
+            Some(limits) => Decision::Allowed {
+                limits,
+                per_api: true,
+            },
+            None => Decision::Allowed {
+                limits: self.limits,
+                per_api: false,
+            },
+        }
+    }
+}
+
+// === impl AccessRight ===
+
+impl AccessRight {
+    fn allows(&self, method: &str, path: &str) -> bool {
+        self.allowed_urls.is_empty()
+            || self.allowed_urls.iter().any(|allowed| {
+                let method_ok = allowed.methods.is_empty()
+                    || allowed
+                        .methods
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(method));
+                method_ok && allowed.url.is_match(path)
+            })
+    }
+}
+
+impl PartialEq for AllowedUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.url.as_str() == other.url.as_str() && self.methods == other.methods
+    }
+}
+
+// === impl RateSpec ===
+
+impl Default for RateSpec {
+    fn default() -> Self {
+        Self::UNLIMITED
+    }
+}
+
+impl RateSpec {
+    pub const UNLIMITED: Self = Self {
+        rate: 0.0,
+        per: 0.0,
+        quota_max: -1,
+        quota_renewal_rate: 0,
+    };
+
+    pub fn has_rate(&self) -> bool {
+        self.rate > 0.0 && self.per > 0.0
+    }
+
+    pub fn has_quota(&self) -> bool {
+        self.quota_max >= 0 && self.quota_renewal_rate > 0
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.has_rate() || self.has_quota()
+    }
 }
 
 // === impl PolicySet ===
@@ -98,6 +223,20 @@ impl PolicySet {
         ids.iter()
             .filter_map(|id| self.policies.get(id))
             .any(|policy| policy.grants(api_id))
+    }
+
+    /// Applies the named policies, in order, to a request. The first policy
+    /// that allows the request sets its limits.
+    pub fn decide(&self, ids: &[String], api_id: &str, method: &str, path: &str) -> Decision {
+        let mut outcome = Decision::NotGranted;
+        for policy in ids.iter().filter_map(|id| self.policies.get(id)) {
+            match policy.decide(api_id, method, path) {
+                allowed @ Decision::Allowed { .. } => return allowed,
+                Decision::UrlDenied => outcome = Decision::UrlDenied,
+                Decision::NotGranted => {}
+            }
+        }
+        outcome
     }
 
     pub fn len(&self) -> usize {
@@ -172,6 +311,21 @@ fn parse_file(bytes: &[u8]) -> Result<Vec<Policy>, PolicyError> {
         .collect()
 }
 
+fn unlimited() -> i64 {
+    -1
+}
+
+/// Tyk matches `allowed_urls` as regular expressions anchored at the start.
+fn anchored_regex<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Regex, D::Error> {
+    let pattern = String::deserialize(deserializer)?;
+    let anchored = if pattern.starts_with('^') {
+        pattern
+    } else {
+        format!("^{pattern}")
+    };
+    Regex::new(&anchored).map_err(serde::de::Error::custom)
+}
+
 /// Ids become parts of Redis keys and URL paths.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -198,6 +352,43 @@ mod tests {
     fn inactive_policy_grants_nothing() {
         let doc = br#"{"id": "p", "is_inactive": true, "access_rights": {"a": {}}}"#;
         assert!(!Policy::parse(doc, None).unwrap().grants("a"));
+    }
+
+    #[test]
+    fn allowed_urls_limit_paths_and_methods() {
+        let doc = br#"{"id": "p", "access_rights": {"a": {"allowed_urls": [
+            {"url": "/users(/.*)?$", "methods": ["GET"]}]}}}"#;
+        let set = PolicySet::new([Policy::parse(doc, None).unwrap()]);
+        let ids = vec!["p".to_string()];
+        assert!(matches!(
+            set.decide(&ids, "a", "GET", "/users/1"),
+            Decision::Allowed { .. }
+        ));
+        assert_eq!(
+            set.decide(&ids, "a", "POST", "/users/1"),
+            Decision::UrlDenied
+        );
+        assert_eq!(set.decide(&ids, "a", "GET", "/admin"), Decision::UrlDenied);
+        assert_eq!(set.decide(&ids, "b", "GET", "/users"), Decision::NotGranted);
+    }
+
+    #[test]
+    fn per_api_limit_wins_over_policy_limit() {
+        let doc = br#"{"id": "p", "rate": 100, "per": 1, "access_rights": {
+            "a": {"limit": {"rate": 5, "per": 10}}, "b": {}}}"#;
+        let set = PolicySet::new([Policy::parse(doc, None).unwrap()]);
+        let ids = vec!["p".to_string()];
+        let Decision::Allowed { limits, per_api } = set.decide(&ids, "a", "GET", "/") else {
+            panic!("a is granted");
+        };
+        assert!(per_api);
+        assert_eq!(limits.rate, 5.0);
+        let Decision::Allowed { limits, per_api } = set.decide(&ids, "b", "GET", "/") else {
+            panic!("b is granted");
+        };
+        assert!(!per_api);
+        assert_eq!(limits.rate, 100.0);
+        assert!(!limits.has_quota());
     }
 
     #[test]

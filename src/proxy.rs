@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod forward;
+mod limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,17 +88,26 @@ impl DataPlane {
         peer: SocketAddr,
     ) -> Result<Response<Body>, ProxyError> {
         let definition = &api.definition;
+        let mut quota = None;
         if definition.auth != AuthMode::Keyless {
-            let session = auth::authenticate(&self.gateway, definition, &request).await?;
-            auth::authorize(&self.gateway, definition, &session)?;
+            let (session, hash) = auth::authenticate(&self.gateway, definition, &request).await?;
+            let method = request.method().as_str();
+            let admission =
+                limits::admit(&self.gateway, definition, &session, &hash, method, &rest)?;
+            quota = limits::count(&self.gateway, &admission).await?;
             if definition.strip_auth_data {
                 auth::strip_credential(&definition.credential, &mut request);
             }
         }
-        self.gateway
+        let mut response = self
+            .gateway
             .upstreams
             .forward(definition, &rest, request, peer)
-            .await
+            .await?;
+        if let Some(quota) = quota {
+            quota.apply(response.headers_mut());
+        }
+        Ok(response)
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Session {
     pub meta_data: BTreeMap<String, serde_json::Value>,
     /// Grant family, when the token can be refreshed or came from a code.
     pub grant_id: Option<String>,
+    /// The session's own limits, for keys made through the admin API;
+    /// policies' limits take precedence.
+    #[serde(default)]
+    pub limits: Option<crate::policy::RateSpec>,
     pub issued_at_ms: u64,
     pub expires_at_ms: u64,
 }
@@ -139,6 +143,7 @@ mod tests {
             username: None,
             meta_data: BTreeMap::new(),
             grant_id: None,
+            limits: None,
             issued_at_ms: 0,
             expires_at_ms,
         }

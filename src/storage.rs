@@ -9,11 +9,13 @@ mod catalog;
 mod claim;
 mod connection;
 mod keys;
+mod limits;
 mod records;
 mod tokens;
 
 pub use catalog::{Catalog, ClientRecord, UserRecord};
 pub use connection::{redact_url, ConnectError, Store, StoreConfig};
+pub use limits::{LimitOutcome, Limits};
 pub use records::{CodeRecord, GrantRecord, RefreshRecord};
 pub use tokens::{owner, Claimed, IssuedTokens, NewRefresh, NewTokens, TokenPage};
 

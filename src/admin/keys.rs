@@ -1,19 +1,24 @@
-//! `/tyk/keys/{username}`: resource owners for the password grant, as Tyk
-//! basic-auth keys. Passwords are stored as Argon2id hashes only.
+//! `/tyk/keys`: Auth Token keys and, when the body has `basic_auth_data`,
+//! resource owners for the password grant.
 //!
-//! Plain Auth Token keys (a key without `basic_auth_data`) are not
-//! supported by this route yet; such a request is refused with 400.
+//! A key is stored like an access token, under its hash, with the session
+//! given in the body (policies, access rights, limits, expiry); the key
+//! itself is shown once, when it is created. Passwords are stored as
+//! Argon2id hashes only.
 
-use http::{Method, Response};
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::http::Body;
 use crate::oauth::credentials;
+use crate::policy::RateSpec;
+use crate::session::{now_ms, Session};
 use crate::storage::UserRecord;
 
+/// Tyk's session object, as far as tollgate uses it.
 #[derive(Debug, Deserialize)]
 struct KeyRequest {
     #[serde(default)]
@@ -22,7 +27,14 @@ struct KeyRequest {
     #[serde(default)]
     apply_policies: Vec<String>,
     #[serde(default)]
-    meta_data: serde_json::Map<String, serde_json::Value>,
+    access_rights: serde_json::Map<String, Value>,
+    #[serde(default)]
+    meta_data: serde_json::Map<String, Value>,
+    #[serde(flatten)]
+    limits: RateSpec,
+    /// Unix seconds; zero or negative means the key does not expire.
+    #[serde(default)]
+    expires: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,35 +44,97 @@ struct BasicAuthData {
 
 pub(super) async fn route(call: Call<'_>, rest: &[&str]) -> Result<Response<Body>, AdminError> {
     match (call.method.clone(), rest) {
-        (Method::POST | Method::PUT, [username]) => {
-            let username = username.to_string();
-            save(call, &username).await
+        (Method::POST, []) => {
+            let key = credentials::random_token();
+            save(call, &key, true).await
         }
-        (Method::GET, [username]) => get(&call, username).await,
-        (Method::DELETE, [username]) => delete(&call, username).await,
+        (Method::POST | Method::PUT, [name]) => {
+            let name = name.to_string();
+            save(call, &name, false).await
+        }
+        (Method::GET, [name]) => get(&call, name).await,
+        (Method::DELETE, [name]) => delete(&call, name).await,
         _ => Err(AdminError::not_found("no such route")),
     }
 }
 
-async fn save(call: Call<'_>, username: &str) -> Result<Response<Body>, AdminError> {
+async fn save(call: Call<'_>, name: &str, generated: bool) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     let request: KeyRequest = respond::json_body(call).await?;
+    if name.is_empty() {
+        return Err(AdminError::bad_request("key name must not be empty"));
+    }
+    if request.basic_auth_data.is_some() {
+        return save_user(gateway, name, request).await;
+    }
+
+    let session = key_session(&request);
+    let ttl_ms = (request.expires > 0).then(|| session.expires_at_ms.saturating_sub(now_ms()));
+    if ttl_ms == Some(0) {
+        return Err(AdminError::bad_request("expires is in the past"));
+    }
+    let hash = credentials::token_hash(name);
+    gateway
+        .store()
+        .put_key_session(&hash, &session, ttl_ms)
+        .await?;
+    gateway.oauth.sessions.remove(&hash);
+
+    let mut body = json!({"key_hash": hash, "status": "ok", "action": "added"});
+    // A generated key is shown once, now; a named key is known to the caller.
+    body["key"] = json!(if generated {
+        name
+    } else {
+        credentials::fingerprint(&hash)
+    });
+    Ok(respond::ok(body))
+}
+
+fn key_session(request: &KeyRequest) -> Session {
+    let now = now_ms();
+    let expires_at_ms = if request.expires > 0 {
+        (request.expires as u64).saturating_mul(1000)
+    } else {
+        u64::MAX
+    };
+    Session {
+        api_id: String::new(),
+        org_id: request.org_id.clone(),
+        client_id: String::new(),
+        grant_type: "key".into(),
+        policies: request.apply_policies.clone(),
+        access_rights: request.access_rights.keys().cloned().collect(),
+        scope: None,
+        username: None,
+        meta_data: request.meta_data.clone().into_iter().collect(),
+        grant_id: None,
+        limits: request.limits.is_set().then_some(request.limits),
+        issued_at_ms: now,
+        expires_at_ms,
+    }
+}
+
+async fn save_user(
+    gateway: &crate::app::Gateway,
+    username: &str,
+    request: KeyRequest,
+) -> Result<Response<Body>, AdminError> {
     let Some(basic) = request.basic_auth_data else {
         return Err(AdminError::bad_request(
-            "basic_auth_data.password is required: only basic-auth users are supported",
+            "basic_auth_data.password is required",
         ));
     };
-    if basic.password.is_empty() || username.is_empty() {
-        return Err(AdminError::bad_request(
-            "username and password must not be empty",
-        ));
+    if basic.password.is_empty() {
+        return Err(AdminError::bad_request("password must not be empty"));
     }
     let password = basic.password;
-    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(|_| AdminError::bad_request("password could not be hashed"))?
-        .map_err(|_| AdminError::bad_request("password could not be hashed"))?;
-
+    let hashed = tokio::task::spawn_blocking(move || credentials::hash_password(&password)).await;
+    let Ok(Ok(hash)) = hashed else {
+        return Err(AdminError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "password could not be hashed",
+        ));
+    };
     let user = UserRecord {
         username: username.to_string(),
         org_id: request.org_id,
@@ -72,12 +146,14 @@ async fn save(call: Call<'_>, username: &str) -> Result<Response<Body>, AdminErr
     Ok(respond::action(username, "added"))
 }
 
-async fn get(call: &Call<'_>, username: &str) -> Result<Response<Body>, AdminError> {
-    let org = org_param(call);
-    let user = call
-        .gateway
-        .store()
-        .user(&org, username)
+/// A key by its value, else a basic-auth user of `?org_id=`.
+async fn get(call: &Call<'_>, name: &str) -> Result<Response<Body>, AdminError> {
+    let store = call.gateway.store();
+    if let Some(session) = store.session(&credentials::token_hash(name)).await? {
+        return Ok(respond::ok(session_json(&session)));
+    }
+    let user = store
+        .user(&org_param(call), name)
         .await?
         .ok_or_else(|| AdminError::not_found("Key not found"))?;
     Ok(respond::ok(json!({
@@ -89,12 +165,38 @@ async fn get(call: &Call<'_>, username: &str) -> Result<Response<Body>, AdminErr
     })))
 }
 
-async fn delete(call: &Call<'_>, username: &str) -> Result<Response<Body>, AdminError> {
-    let org = org_param(call);
-    if !call.gateway.store().delete_user(&org, username).await? {
+async fn delete(call: &Call<'_>, name: &str) -> Result<Response<Body>, AdminError> {
+    let gateway = call.gateway;
+    let hash = credentials::token_hash(name);
+    if gateway.store().revoke_access(&hash).await?.is_some() {
+        gateway.oauth.sessions.remove(&hash);
+        return Ok(respond::action(credentials::fingerprint(&hash), "deleted"));
+    }
+    if !gateway.store().delete_user(&org_param(call), name).await? {
         return Err(AdminError::not_found("Key not found"));
     }
-    Ok(respond::action(username, "deleted"))
+    Ok(respond::action(name, "deleted"))
+}
+
+fn session_json(session: &Session) -> Value {
+    let limits = session.limits.unwrap_or_default();
+    let expires = if session.expires_at_ms == u64::MAX {
+        0
+    } else {
+        session.expires_at_ms / 1000
+    };
+    json!({
+        "org_id": session.org_id,
+        "apply_policies": session.policies,
+        "access_rights": session.access_rights,
+        "meta_data": session.meta_data,
+        "oauth_client_id": session.client_id,
+        "rate": limits.rate,
+        "per": limits.per,
+        "quota_max": limits.quota_max,
+        "quota_renewal_rate": limits.quota_renewal_rate,
+        "expires": expires,
+    })
 }
 
 /// Users are per organisation; `?org_id=` picks one (default: none).

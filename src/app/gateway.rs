@@ -9,6 +9,7 @@ use crate::policy::Policies;
 use crate::proxy::Upstreams;
 use crate::session::SessionCache;
 use crate::storage::{Store, StoreConfig};
+use crate::webhooks::{self, Notifier};
 
 use super::StartError;
 
@@ -32,6 +33,7 @@ impl Gateway {
             store,
             settings: oauth_settings(&config),
             sessions,
+            notifier: Notifier::start(webhooks::Settings::default()),
         };
         Ok(Self {
             upstreams: Upstreams::new(config.proxy.upstream_timeout),

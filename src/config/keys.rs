@@ -9,7 +9,7 @@ use toml::{Table, Value};
 use super::{ConfigError, ENV_CONFIG, ENV_LOG, ENV_PREFIX};
 
 /// Sections of the file; every other top-level key is a plain key.
-pub(super) const SECTIONS: &[&str] = &["redis", "oauth", "proxy", "cache", "log"];
+pub(super) const SECTIONS: &[&str] = &["redis", "oauth", "proxy", "cache", "webhooks", "log"];
 
 /// `TOLLGATE_*` variables that are read elsewhere and are not keys.
 const NON_KEY_VARS: &[&str] = &[ENV_CONFIG, ENV_LOG];
@@ -48,6 +48,10 @@ pub(super) const KEYS: &[Key] = &[
     Key::new("proxy", "max_body_bytes", "TOLLGATE_PROXY_MAX_BODY_BYTES", Kind::Int),
     Key::new("cache", "session_cache_ttl_seconds",
         "TOLLGATE_CACHE_SESSION_CACHE_TTL_SECONDS", Kind::Int),
+    Key::new("webhooks", "queue_capacity", "TOLLGATE_WEBHOOKS_QUEUE_CAPACITY", Kind::Int),
+    Key::new("webhooks", "max_attempts", "TOLLGATE_WEBHOOKS_MAX_ATTEMPTS", Kind::Int),
+    Key::new("webhooks", "retry_base_ms", "TOLLGATE_WEBHOOKS_RETRY_BASE_MS", Kind::Int),
+    Key::new("webhooks", "timeout_seconds", "TOLLGATE_WEBHOOKS_TIMEOUT_SECONDS", Kind::Int),
     Key::new("log", "level", "TOLLGATE_LOG_LEVEL", Kind::Str),
     Key::new("log", "format", "TOLLGATE_LOG_FORMAT", Kind::Str),
 ];

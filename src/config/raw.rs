@@ -15,11 +15,12 @@ use tracing_subscriber::filter::{Directive, LevelFilter};
 use super::redis_url::RedisUrl;
 use super::{
     Config, ConfigError, LogConfig, LogFormat, OAuthConfig, ProxyConfig, RedisConfig, Secret,
-    DEFAULT_CODE_EXPIRE, DEFAULT_CONTROL_LISTEN, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_REDIRECT_URI_SEPARATOR, DEFAULT_REDIS_CONNECT_TIMEOUT,
-    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_POOL_SIZE, DEFAULT_REDIS_URL,
-    DEFAULT_REFRESH_TOKEN_EXPIRE, DEFAULT_SESSION_CACHE_TTL, DEFAULT_TOKEN_EXPIRE,
-    DEFAULT_UPSTREAM_TIMEOUT,
+    WebhookConfig, DEFAULT_CODE_EXPIRE, DEFAULT_CONTROL_LISTEN, DEFAULT_LISTEN,
+    DEFAULT_LOG_LEVEL, DEFAULT_MAX_BODY_BYTES, DEFAULT_REDIRECT_URI_SEPARATOR,
+    DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_POOL_SIZE,
+    DEFAULT_REDIS_URL, DEFAULT_REFRESH_TOKEN_EXPIRE, DEFAULT_SESSION_CACHE_TTL,
+    DEFAULT_TOKEN_EXPIRE, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+    DEFAULT_WEBHOOK_QUEUE_CAPACITY, DEFAULT_WEBHOOK_RETRY_BASE, DEFAULT_WEBHOOK_TIMEOUT,
 };
 
 /// Tokens live at most ten years; longer would overflow nothing but would
@@ -33,6 +34,11 @@ const MAX_CONNECT_TIMEOUT_SECONDS: u64 = 300;
 const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;
 const MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
 const MAX_SESSION_CACHE_TTL_SECONDS: u64 = 60 * 60;
+const MAX_WEBHOOK_QUEUE_CAPACITY: usize = 1_000_000;
+const MAX_WEBHOOK_ATTEMPTS: u32 = 20;
+/// Ten minutes.
+const MAX_WEBHOOK_RETRY_BASE_MS: u64 = 600_000;
+const MAX_WEBHOOK_TIMEOUT_SECONDS: u64 = 300;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -49,6 +55,7 @@ pub(super) struct RawConfig {
     oauth: RawOAuth,
     proxy: RawProxy,
     cache: RawCache,
+    webhooks: RawWebhooks,
     log: RawLog,
 }
 
@@ -85,6 +92,15 @@ struct RawProxy {
 #[serde(default, deny_unknown_fields)]
 struct RawCache {
     session_cache_ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawWebhooks {
+    queue_capacity: Option<i64>,
+    max_attempts: Option<i64>,
+    retry_base_ms: Option<i64>,
+    timeout_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +143,7 @@ impl RawConfig {
                 DEFAULT_SESSION_CACHE_TTL,
                 0..=MAX_SESSION_CACHE_TTL_SECONDS,
             )?,
+            webhooks: self.webhooks.validate()?,
             log: self.log.validate()?,
             unknown_env: Vec::new(),
         })
@@ -232,6 +249,39 @@ impl RawProxy {
                 self.max_body_bytes,
                 DEFAULT_MAX_BODY_BYTES,
                 1..=MAX_BODY_BYTES,
+            )?,
+        })
+    }
+}
+
+// === impl RawWebhooks ===
+
+impl RawWebhooks {
+    fn validate(self) -> Result<WebhookConfig, ConfigError> {
+        Ok(WebhookConfig {
+            queue_capacity: number(
+                "webhooks.queue_capacity",
+                self.queue_capacity,
+                DEFAULT_WEBHOOK_QUEUE_CAPACITY,
+                1..=MAX_WEBHOOK_QUEUE_CAPACITY,
+            )?,
+            max_attempts: number(
+                "webhooks.max_attempts",
+                self.max_attempts,
+                DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+                1..=MAX_WEBHOOK_ATTEMPTS,
+            )?,
+            retry_base: millis(
+                "webhooks.retry_base_ms",
+                self.retry_base_ms,
+                DEFAULT_WEBHOOK_RETRY_BASE,
+                1..=MAX_WEBHOOK_RETRY_BASE_MS,
+            )?,
+            timeout: seconds(
+                "webhooks.timeout_seconds",
+                self.timeout_seconds,
+                DEFAULT_WEBHOOK_TIMEOUT,
+                1..=MAX_WEBHOOK_TIMEOUT_SECONDS,
             )?,
         })
     }
@@ -364,6 +414,25 @@ fn seconds(
         .map(Duration::from_secs)
         .ok_or_else(|| {
             let reason = format!("must be {}..={} seconds", range.start(), range.end());
+            ConfigError::invalid(key, reason)
+        })
+}
+
+fn millis(
+    key: &str,
+    value: Option<i64>,
+    default: Duration,
+    range: RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    u64::try_from(value)
+        .ok()
+        .filter(|ms| range.contains(ms))
+        .map(Duration::from_millis)
+        .ok_or_else(|| {
+            let reason = format!("must be {}..={} milliseconds", range.start(), range.end());
             ConfigError::invalid(key, reason)
         })
 }

@@ -12,6 +12,7 @@ use crate::api::{ApiDefinition, GrantType, OAuthSettings};
 use crate::http::{self as web, Body, BodyError, Params};
 use crate::session::Session;
 use crate::storage::{owner, Claimed, ClientRecord};
+use crate::webhooks::Notification;
 
 /// A PHC string that no password matches, verified when a user does not
 /// exist so that unknown and known users take the same time.
@@ -56,14 +57,48 @@ impl OAuthServer {
             self.settings.accept_duplicate_client_auth,
         )?;
         let client = client_auth::authenticate(&self.store, &api.id, &presented).await?;
-        match grant {
+        let issued = match grant {
             GrantType::ClientCredentials => self.client_credentials(api, &client, &params).await,
             GrantType::Password => self.password(api, oauth, &client, &params).await,
             GrantType::AuthorizationCode => {
                 self.authorization_code(api, oauth, &client, &params).await
             }
             GrantType::RefreshToken => self.refresh(api, &client, &params).await,
+        }?;
+        self.announce(api, oauth, grant, &params, &issued);
+        Ok(issued)
+    }
+
+    /// Queues the token notification of the API, if it has one. Tokens of
+    /// the client credentials grant are not announced, as in Tyk.
+    fn announce(
+        &self,
+        api: &ApiDefinition,
+        oauth: &OAuthSettings,
+        grant: GrantType,
+        params: &Params,
+        issued: &Issued,
+    ) {
+        let Some(hook) = &oauth.notifications else {
+            return;
+        };
+        if grant == GrantType::ClientCredentials {
+            return;
         }
+        let param = |name| params.get(name).unwrap_or_default().to_string();
+        let note = Notification {
+            auth_code: param("code"),
+            new_oauth_token: issued.access_token.clone(),
+            refresh_token: issued.refresh_token.clone().unwrap_or_default(),
+            old_refresh_token: param("refresh_token"),
+            notification_type: if grant == GrantType::RefreshToken {
+                "refresh"
+            } else {
+                "new"
+            },
+        };
+        self.notifier
+            .notify(&api.id, &hook.url, &hook.shared_secret, &note);
     }
 
     async fn client_credentials(
@@ -271,6 +306,7 @@ pub(crate) fn client_session(
         username: None,
         meta_data: client.meta_data.clone().into_iter().collect(),
         grant_id: None,
+        limits: None,
         issued_at_ms: 0,
         expires_at_ms: 0,
     }

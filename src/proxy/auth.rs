@@ -14,19 +14,20 @@ use crate::app::Gateway;
 use crate::oauth::credentials::token_hash;
 use crate::session::{now_ms, Session};
 
-/// Finds the live session of the request's token.
+/// Finds the live session of the request's token; returns it with the
+/// token's hash.
 pub(super) async fn authenticate<B>(
     gateway: &Gateway,
     api: &ApiDefinition,
     request: &Request<B>,
-) -> Result<Arc<Session>, ProxyError> {
+) -> Result<(Arc<Session>, String), ProxyError> {
     let token = credential(&api.credential, request)?;
     let hash = token_hash(&token);
     let sessions = &gateway.oauth.sessions;
     let now = now_ms();
 
     if let Some(session) = sessions.get(&hash) {
-        return live(session, now);
+        return Ok((live(session, now)?, hash));
     }
     let session = gateway
         .store()
@@ -35,27 +36,7 @@ pub(super) async fn authenticate<B>(
         .ok_or(ProxyError::InvalidToken)?;
     let session = Arc::new(session);
     sessions.insert(&hash, session.clone());
-    live(session, now)
-}
-
-/// Whether the session may call this API: the API that issued the token,
-/// an API named in its access rights, or one granted by its policies.
-pub(super) fn authorize(
-    gateway: &Gateway,
-    api: &ApiDefinition,
-    session: &Session,
-) -> Result<(), ProxyError> {
-    let issued_here = session.api_id == api.id;
-    let granted = session.access_rights.contains(&api.id)
-        || gateway
-            .policies
-            .current()
-            .any_grants(&session.policies, &api.id);
-    if issued_here || granted {
-        Ok(())
-    } else {
-        Err(ProxyError::Forbidden)
-    }
+    Ok((live(session, now)?, hash))
 }
 
 /// Removes the credential before the request goes upstream.

@@ -19,6 +19,10 @@ pub enum ProxyError {
     InvalidToken,
     #[error("session has no access to this api")]
     Forbidden,
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("quota exceeded")]
+    QuotaExceeded { retry_after_secs: u64 },
     #[error("session storage unavailable")]
     Storage(#[from] crate::storage::StorageError),
     #[error("upstream unreachable")]
@@ -38,6 +42,7 @@ impl ProxyError {
             Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::MalformedCredential => StatusCode::BAD_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable(_) | Self::BadUpstreamUrl => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,

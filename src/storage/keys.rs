@@ -67,6 +67,11 @@ impl Keys {
         format!("{}client-grants:{api_id}:{client_id}", self.prefix)
     }
 
+    /// Rate limit and quota counters of one scope.
+    pub(crate) fn limits(&self, scope: &str) -> String {
+        format!("{}limits:{scope}", self.prefix)
+    }
+
     pub(crate) fn user(&self, org_id: &str, username: &str) -> String {
         format!("{}user:{org_id}:{username}", self.prefix)
     }

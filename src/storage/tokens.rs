@@ -180,6 +180,27 @@ impl Store {
         Ok(IssuedTokens::Live)
     }
 
+    /// Stores a key's session as it is, with no index and no grant:
+    /// keys made through the admin API. `None` keeps it until deleted.
+    pub async fn put_key_session(
+        &self,
+        hash: &str,
+        session: &Session,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let expire = ttl_ms.map(|ms| Expiration::PX(ms.max(1) as i64));
+        self.client()
+            .set::<(), _, _>(
+                self.keys.access(hash),
+                records::encode(session)?,
+                expire,
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn session(&self, hash: &str) -> Result<Option<Session>, StorageError> {
         let value: Option<Vec<u8>> = self.client().get(self.keys.access(hash)).await?;
         value.map(|bytes| records::decode(&bytes)).transpose()
