@@ -51,7 +51,7 @@ pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Config {
     /// Data plane: proxied APIs and their OAuth endpoints.
     pub listen: SocketAddr,
-    /// Control plane: admin API, `/metrics`, `/hello`.
+    /// Control plane: admin API and `/hello`.
     pub control_listen: SocketAddr,
     /// Admin secret for the control API. `None`: every management call is
     /// refused.

@@ -23,8 +23,11 @@ fn subscriber<W>(log: &LogConfig, writer: W) -> Box<dyn Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // Colour codes only for a terminal; files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter(log))
+        .with_ansi(ansi)
         .with_writer(writer);
     match log.format {
         LogFormat::Plain => Box::new(builder.finish()),

@@ -62,7 +62,13 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
     let action = match (&path_id, exists) {
         (Some(_), false) => return Err(AdminError::not_found("Policy not found")),
         (Some(_), true) => "modified",
-        (None, _) => "added",
+        (None, true) => {
+            return Err(AdminError::new(
+                http::StatusCode::CONFLICT,
+                "Policy already exists",
+            ))
+        }
+        (None, false) => "added",
     };
     let bytes =
         serde_json::to_vec(&document).map_err(|e| AdminError::bad_request(e.to_string()))?;

@@ -74,6 +74,11 @@ fn assert_defaults(config: &Config) {
     assert_eq!(config.proxy.upstream_timeout, secs(30));
     assert_eq!(config.proxy.max_body_bytes, 1024 * 1024);
     assert_eq!(config.session_cache_ttl, secs(5));
+    assert_eq!(config.webhooks.queue_capacity, 10_000);
+    assert_eq!(config.webhooks.max_attempts, 5);
+    assert_eq!(config.webhooks.retry_base, Duration::from_millis(1000));
+    assert_eq!(config.webhooks.timeout, secs(10));
+    assert_eq!(config.webhooks, WebhookConfig::default());
     assert_eq!(config.log.level, "info");
     assert_eq!(config.log.format, LogFormat::Plain);
     assert_eq!(config.log.filter, None);
@@ -181,6 +186,10 @@ fn every_section_key_overrides_from_env() {
         ("TOLLGATE_PROXY_UPSTREAM_TIMEOUT_SECONDS", "10"),
         ("TOLLGATE_PROXY_MAX_BODY_BYTES", "4096"),
         ("TOLLGATE_CACHE_SESSION_CACHE_TTL_SECONDS", "0"),
+        ("TOLLGATE_WEBHOOKS_QUEUE_CAPACITY", "50"),
+        ("TOLLGATE_WEBHOOKS_MAX_ATTEMPTS", "3"),
+        ("TOLLGATE_WEBHOOKS_RETRY_BASE_MS", "250"),
+        ("TOLLGATE_WEBHOOKS_TIMEOUT_SECONDS", "2"),
         ("TOLLGATE_LOG_LEVEL", "debug"),
         ("TOLLGATE_LOG_FORMAT", "json"),
     ])
@@ -195,6 +204,13 @@ fn every_section_key_overrides_from_env() {
     assert_eq!(config.proxy.upstream_timeout, secs(10));
     assert_eq!(config.proxy.max_body_bytes, 4096);
     assert_eq!(config.session_cache_ttl, Duration::ZERO);
+    let webhooks = WebhookConfig {
+        queue_capacity: 50,
+        max_attempts: 3,
+        retry_base: Duration::from_millis(250),
+        timeout: secs(2),
+    };
+    assert_eq!(config.webhooks, webhooks);
     assert_eq!(config.log.level, "debug");
     assert_eq!(config.log.format, LogFormat::Json);
 }
@@ -463,6 +479,38 @@ fn value_ranges_are_enforced() {
             "cache.session_cache_ttl_seconds",
         ),
         (
+            "[webhooks]\nqueue_capacity = 0",
+            "webhooks.queue_capacity: must be 1..=1000000",
+        ),
+        (
+            "[webhooks]\nqueue_capacity = 1000001",
+            "webhooks.queue_capacity: must be 1..=1000000",
+        ),
+        (
+            "[webhooks]\nmax_attempts = 0",
+            "webhooks.max_attempts: must be 1..=20",
+        ),
+        (
+            "[webhooks]\nmax_attempts = 21",
+            "webhooks.max_attempts: must be 1..=20",
+        ),
+        (
+            "[webhooks]\nretry_base_ms = 0",
+            "webhooks.retry_base_ms: must be 1..=600000 milliseconds",
+        ),
+        (
+            "[webhooks]\nretry_base_ms = 600001",
+            "webhooks.retry_base_ms: must be 1..=600000 milliseconds",
+        ),
+        (
+            "[webhooks]\ntimeout_seconds = 0",
+            "webhooks.timeout_seconds: must be 1..=300 seconds",
+        ),
+        (
+            "[webhooks]\ntimeout_seconds = -1",
+            "webhooks.timeout_seconds: must be 1..=300 seconds",
+        ),
+        (
             "[redis]\nkey_prefix = \"a b\"",
             "redis.key_prefix: must not contain",
         ),
@@ -479,6 +527,38 @@ fn value_ranges_are_enforced() {
     }
     let config = load_toml("[oauth]\nauth_code_expire = 600", &[]).unwrap();
     assert_eq!(config.oauth.code_expire, secs(600));
+}
+
+#[test]
+fn webhook_range_error_from_env_names_the_variable() {
+    let err = load_env(&[("TOLLGATE_WEBHOOKS_MAX_ATTEMPTS", "21")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_WEBHOOKS_MAX_ATTEMPTS (webhooks.max_attempts): must be 1..=20"
+    );
+    let err = load_env(&[("TOLLGATE_WEBHOOKS_RETRY_BASE_MS", "soon")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_WEBHOOKS_RETRY_BASE_MS (webhooks.retry_base_ms): expected an integer"
+    );
+    let err = err_toml("[webhooks]\nretries = 3\n", &[]);
+    assert_eq!(err, "unknown key webhooks.retries");
+}
+
+#[test]
+fn webhook_limits_are_inclusive() {
+    let toml = "[webhooks]\nqueue_capacity = 1000000\nmax_attempts = 20\n\
+                retry_base_ms = 600000\ntimeout_seconds = 300\n";
+    let config = load_toml(toml, &[]).unwrap();
+    let expected = WebhookConfig {
+        queue_capacity: 1_000_000,
+        max_attempts: 20,
+        retry_base: Duration::from_millis(600_000),
+        timeout: secs(300),
+    };
+    assert_eq!(config.webhooks, expected);
+    let config = load_toml("[webhooks]\nretry_base_ms = 1\n", &[]).unwrap();
+    assert_eq!(config.webhooks.retry_base, Duration::from_millis(1));
 }
 
 #[test]
@@ -516,6 +596,12 @@ max_body_bytes = 5
 [cache]
 session_cache_ttl_seconds = 6
 
+[webhooks]
+queue_capacity = 7
+max_attempts = 8
+retry_base_ms = 9
+timeout_seconds = 10
+
 [log]
 level = "warn,tollgate=debug"
 format = "json"
@@ -546,6 +632,13 @@ format = "json"
     assert_eq!(c.proxy.upstream_timeout, secs(4));
     assert_eq!(c.proxy.max_body_bytes, 5);
     assert_eq!(c.session_cache_ttl, secs(6));
+    let webhooks = WebhookConfig {
+        queue_capacity: 7,
+        max_attempts: 8,
+        retry_base: Duration::from_millis(9),
+        timeout: secs(10),
+    };
+    assert_eq!(c.webhooks, webhooks);
     assert_eq!(c.log.level, "warn,tollgate=debug");
     assert_eq!(c.log.format, LogFormat::Json);
 }
@@ -590,6 +683,14 @@ fn summary_and_debug_hide_secrets() {
     }
     assert!(summary.contains("secret=[redacted]"), "{summary}");
     assert!(summary.contains("listen=127.0.0.1:8080"), "{summary}");
+    assert!(
+        summary.contains("webhooks.queue_capacity=10000 webhooks.max_attempts=5"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("webhooks.retry_base=1000ms webhooks.timeout=10s"),
+        "{summary}"
+    );
     assert!(Config::default().summary().contains("secret=unset"));
 }
 
