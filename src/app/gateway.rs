@@ -33,7 +33,7 @@ impl Gateway {
             store,
             settings: oauth_settings(&config),
             sessions,
-            notifier: Notifier::start(webhooks::Settings::default()),
+            notifier: Notifier::start(webhook_settings(&config)),
         };
         Ok(Self {
             upstreams: Upstreams::new(config.proxy.upstream_timeout),
@@ -57,6 +57,16 @@ fn store_config(config: &Config) -> StoreConfig {
         pool_size: redis.pool_size,
         connect_timeout: redis.connect_timeout,
         command_timeout: redis.connect_timeout,
+    }
+}
+
+fn webhook_settings(config: &Config) -> webhooks::Settings {
+    let hooks = &config.webhooks;
+    webhooks::Settings {
+        queue_capacity: hooks.queue_capacity,
+        max_attempts: hooks.max_attempts,
+        retry_base: hooks.retry_base,
+        timeout: hooks.timeout,
     }
 }
 
