@@ -1,4 +1,4 @@
-//! The control plane: health, metrics-free management API in Tyk's shapes.
+//! The control plane: health and the management API, in Tyk's shapes.
 //!
 //! Every route but `/hello` needs the admin secret in `X-Tyk-Authorization`
 //! or `Authorization`; anything else is `403` and changes nothing.
@@ -17,6 +17,7 @@
 //! | `POST /tyk/oauth/revoke`, `/tyk/oauth/revoke_all` (and aliases) | revoke |
 //! | `DELETE /tyk/oauth/refresh/{token}?api_id=` | revoke a refresh token |
 //! | `DELETE /tyk/oauth/tokens?scope=lapsed` | purge lapsed index entries |
+//! | `GET /tyk/reload`, `GET /tyk/reload/group` | reload this node, every node |
 
 mod apis;
 mod clients;
@@ -93,6 +94,8 @@ async fn route(call: Call<'_>) -> Result<Response<Body>, AdminError> {
         ["tyk", "apis", rest @ ..] => apis::route(call, rest).await,
         ["tyk", "policies", rest @ ..] => policies::route(call, rest).await,
         ["tyk", "keys", rest @ ..] => keys::route(call, rest).await,
+        ["tyk", "reload"] => reload_node(&call, false).await,
+        ["tyk", "reload", "group"] => reload_node(&call, true).await,
         ["tyk", "oauth", rest @ ..] => tyk_oauth(call, &owned(rest)).await,
         ["api", "apis", "oauth", rest @ ..] => dashboard_oauth(call, &owned(rest)).await,
         ["api", "apis", api_id, "authorize-client"] => {
@@ -147,6 +150,24 @@ async fn dashboard_oauth(call: Call<'_>, rest: &[String]) -> Result<Response<Bod
         (_, [api, tail @ ..]) => clients::route(call, api, tail).await,
         _ => Err(AdminError::not_found("no such route")),
     }
+}
+
+/// `GET /tyk/reload` (this node) and `GET /tyk/reload/group` (every node).
+async fn reload_node(call: &Call<'_>, group: bool) -> Result<Response<Body>, AdminError> {
+    if call.method != Method::GET {
+        return Err(AdminError::not_found("no such route"));
+    }
+    if group {
+        call.gateway
+            .oauth
+            .cluster
+            .publish(&crate::cluster::Event::Reload);
+    }
+    call.gateway.reload().await.map_err(|error| {
+        tracing::warn!(%error, "reload failed");
+        AdminError::new(http::StatusCode::SERVICE_UNAVAILABLE, "reload failed")
+    })?;
+    Ok(respond::message("reload done"))
 }
 
 fn owned(segments: &[&str]) -> Vec<String> {

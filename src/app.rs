@@ -44,11 +44,10 @@ impl App {
     /// Fails when Redis is unreachable or the policy path is unreadable.
     /// Broken API definition files are logged and skipped.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let gateway = Gateway::connect(config).await?;
+        let gateway = Arc::new(Gateway::connect(config).await?);
         gateway.reload().await?;
-        Ok(Self {
-            gateway: Arc::new(gateway),
-        })
+        crate::cluster::listen(gateway.clone()).await?;
+        Ok(Self { gateway })
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {

@@ -28,6 +28,7 @@ pub use authorize::{authorize_client, AuthorizeClientError};
 pub use endpoint::Endpoint;
 pub use error::{ErrorCode, OAuthError};
 
+use crate::cluster::{Cluster, Event};
 use crate::session::SessionCache;
 use crate::storage::Store;
 use crate::webhooks::Notifier;
@@ -49,13 +50,35 @@ pub struct Settings {
     pub max_body_bytes: usize,
 }
 
-/// What the OAuth endpoints need: storage, settings, the session cache to
-/// purge on revocation, and the token notification queue.
+/// What the OAuth endpoints need: storage, settings, the session cache and
+/// the cluster to tell of revocations, and the token notification queue.
 pub struct OAuthServer {
     pub store: Store,
     pub settings: Settings,
     pub sessions: Arc<SessionCache>,
+    pub cluster: Cluster,
     pub notifier: Notifier,
+}
+
+// === impl OAuthServer ===
+
+impl OAuthServer {
+    /// Drops revoked tokens from this node's cache and every other node's.
+    pub fn forget_tokens(&self, hashes: Vec<String>) {
+        for hash in &hashes {
+            self.sessions.remove(hash);
+        }
+        self.cluster.publish(&Event::TokensRevoked { hashes });
+    }
+
+    /// Drops every cached session of a client, on every node.
+    pub fn forget_client(&self, api_id: &str, client_id: &str) {
+        self.sessions.remove_client(api_id, client_id);
+        self.cluster.publish(&Event::ClientRevoked {
+            api_id: api_id.to_string(),
+            client_id: client_id.to_string(),
+        });
+    }
 }
 
 impl Default for Settings {

@@ -5,6 +5,7 @@
 //! this node remove the entry at once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,9 +45,15 @@ pub struct Session {
 }
 
 /// A short-lived, bounded map from token hash to session.
+///
+/// Every removal bumps an epoch. A session read from Redis is cached only if
+/// no removal happened since the read began, so a revocation that lands
+/// while another request is reading the same token cannot be undone by that
+/// request caching what it read.
 #[derive(Debug)]
 pub struct SessionCache {
     ttl: Duration,
+    epoch: AtomicU64,
     entries: Mutex<HashMap<String, (Instant, Arc<Session>)>>,
 }
 
@@ -69,8 +76,14 @@ impl SessionCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            epoch: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Take this before reading a session from Redis; pass it to `insert`.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     pub fn get(&self, hash: &str) -> Option<Arc<Session>> {
@@ -88,11 +101,16 @@ impl SessionCache {
         }
     }
 
-    pub fn insert(&self, hash: &str, session: Arc<Session>) {
+    /// Caches a session read from Redis, unless a removal happened since
+    /// `epoch` was taken.
+    pub fn insert(&self, hash: &str, session: Arc<Session>, epoch: u64) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.lock();
+        if self.epoch() != epoch {
+            return;
+        }
         if entries.len() >= CACHE_CAPACITY {
             let ttl = self.ttl;
             entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
@@ -104,12 +122,21 @@ impl SessionCache {
     }
 
     pub fn remove(&self, hash: &str) {
-        self.lock().remove(hash);
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.remove(hash);
     }
 
     pub fn remove_client(&self, api_id: &str, client_id: &str) {
-        self.lock()
-            .retain(|_, (_, s)| !(s.api_id == api_id && s.client_id == client_id));
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, (_, s)| !(s.api_id == api_id && s.client_id == client_id));
+    }
+
+    pub fn clear(&self) {
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Session>)>> {
@@ -159,16 +186,25 @@ mod tests {
     #[test]
     fn disabled_cache_stores_nothing() {
         let cache = SessionCache::new(Duration::ZERO);
-        cache.insert("h", Arc::new(session(1)));
+        cache.insert("h", Arc::new(session(1)), cache.epoch());
         assert!(cache.get("h").is_none());
     }
 
     #[test]
     fn removed_client_sessions_are_gone() {
         let cache = SessionCache::new(Duration::from_secs(5));
-        cache.insert("h", Arc::new(session(1)));
+        cache.insert("h", Arc::new(session(1)), cache.epoch());
         assert!(cache.get("h").is_some());
         cache.remove_client("a", "c");
+        assert!(cache.get("h").is_none());
+    }
+
+    #[test]
+    fn read_that_raced_a_removal_is_not_cached() {
+        let cache = SessionCache::new(Duration::from_secs(5));
+        let epoch = cache.epoch();
+        cache.remove("h");
+        cache.insert("h", Arc::new(session(1)), epoch);
         assert!(cache.get("h").is_none());
     }
 }

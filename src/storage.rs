@@ -10,12 +10,14 @@ mod claim;
 mod connection;
 mod keys;
 mod limits;
+mod pubsub;
 mod records;
 mod tokens;
 
 pub use catalog::{Catalog, ClientRecord, UserRecord};
 pub use connection::{redact_url, ConnectError, Store, StoreConfig};
 pub use limits::{LimitOutcome, Limits};
+pub use pubsub::PubSubEvent;
 pub use records::{CodeRecord, GrantRecord, RefreshRecord};
 pub use tokens::{owner, Claimed, IssuedTokens, NewRefresh, NewTokens, TokenPage};
 

@@ -6,6 +6,7 @@ use http::{Method, Response, StatusCode};
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::api::{self, ApiSource, DefinitionFormat};
+use crate::cluster::Event;
 use crate::http::Body;
 use crate::storage::Catalog;
 
@@ -73,7 +74,7 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
         .store()
         .put_document(Catalog::Apis, &id, &document)
         .await?;
-    reload(gateway).await?;
+    reload(gateway, Event::ApisChanged).await?;
     Ok(respond::action(&id, action))
 }
 
@@ -86,11 +87,13 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
         Some(ApiSource::Store) => {}
     }
     gateway.store().delete_document(Catalog::Apis, id).await?;
-    reload(gateway).await?;
+    reload(gateway, Event::ApisChanged).await?;
     Ok(respond::action(id, "deleted"))
 }
 
-pub(super) async fn reload(gateway: &crate::app::Gateway) -> Result<(), AdminError> {
+/// Reloads this node at once and tells the others to.
+pub(super) async fn reload(gateway: &crate::app::Gateway, event: Event) -> Result<(), AdminError> {
+    gateway.oauth.cluster.publish(&event);
     gateway.reload().await.map_err(|error| {
         tracing::warn!(%error, "reload after a change failed");
         AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed")

@@ -249,11 +249,10 @@ pub(super) async fn tokens(
             .find(|(k, _)| k == "page")
             .map(|(_, v)| v.into_owned())
     });
-    let page = page_param
-        .as_deref()
-        .and_then(|p| p.parse::<i64>().ok())
-        .unwrap_or(1);
-    let page = usize::try_from(page).unwrap_or(1).max(1);
+    let page = page_param.as_deref().map(|p| {
+        let page = p.parse::<i64>().unwrap_or(1);
+        usize::try_from(page).unwrap_or(1).max(1)
+    });
     let listed = gateway
         .store()
         .client_tokens(api_id, client_id, page)
@@ -263,11 +262,8 @@ pub(super) async fn tokens(
         .iter()
         .map(|(hash, expires)| json!({"code": hash, "expires": expires}))
         .collect();
-    if page_param.is_none() {
-        let all = gateway.store().client_tokens(api_id, client_id, 1).await?;
-        if all.total <= all.page_size {
-            return Ok(respond::ok(Value::Array(tokens)));
-        }
+    if page.is_none() {
+        return Ok(respond::ok(Value::Array(tokens)));
     }
     let page_total = listed.total.div_ceil(listed.page_size).max(1);
     Ok(respond::ok(json!({

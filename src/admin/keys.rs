@@ -78,7 +78,7 @@ async fn save(call: Call<'_>, name: &str, generated: bool) -> Result<Response<Bo
         .store()
         .put_key_session(&hash, &session, ttl_ms)
         .await?;
-    gateway.oauth.sessions.remove(&hash);
+    gateway.oauth.forget_tokens(vec![hash.clone()]);
 
     let mut body = json!({"key_hash": hash, "status": "ok", "action": "added"});
     // A generated key is shown once, now; a named key is known to the caller.
@@ -152,8 +152,9 @@ async fn get(call: &Call<'_>, name: &str) -> Result<Response<Body>, AdminError> 
     if let Some(session) = store.session(&credentials::token_hash(name)).await? {
         return Ok(respond::ok(session_json(&session)));
     }
+    let org = user_org(call, name).await?;
     let user = store
-        .user(&org_param(call), name)
+        .user(&org, name)
         .await?
         .ok_or_else(|| AdminError::not_found("Key not found"))?;
     Ok(respond::ok(json!({
@@ -169,10 +170,11 @@ async fn delete(call: &Call<'_>, name: &str) -> Result<Response<Body>, AdminErro
     let gateway = call.gateway;
     let hash = credentials::token_hash(name);
     if gateway.store().revoke_access(&hash).await?.is_some() {
-        gateway.oauth.sessions.remove(&hash);
+        gateway.oauth.forget_tokens(vec![hash.clone()]);
         return Ok(respond::action(credentials::fingerprint(&hash), "deleted"));
     }
-    if !gateway.store().delete_user(&org_param(call), name).await? {
+    let org = user_org(call, name).await?;
+    if !gateway.store().delete_user(&org, name).await? {
         return Err(AdminError::not_found("Key not found"));
     }
     Ok(respond::action(name, "deleted"))
@@ -199,11 +201,22 @@ fn session_json(session: &Session) -> Value {
     })
 }
 
-/// Users are per organisation; `?org_id=` picks one (default: none).
-fn org_param(call: &Call<'_>) -> String {
+/// Users are per organisation: `?org_id=` picks one; without it, the one
+/// organisation that has a user of this name.
+async fn user_org(call: &Call<'_>, username: &str) -> Result<String, AdminError> {
     let query = call.query.as_deref().unwrap_or("");
-    form_urlencoded::parse(query.as_bytes())
+    let given = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "org_id")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+        .map(|(_, v)| v.into_owned());
+    if let Some(org) = given {
+        return Ok(org);
+    }
+    let orgs = call.gateway.store().user_orgs(username).await?;
+    match orgs.as_slice() {
+        [org] => Ok(org.clone()),
+        [] => Err(AdminError::not_found("Key not found")),
+        _ => Err(AdminError::bad_request(
+            "several organisations have this user; give org_id",
+        )),
+    }
 }

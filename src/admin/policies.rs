@@ -6,6 +6,7 @@ use http::{Method, Response};
 use super::apis::reload;
 use super::respond::{self, AdminError};
 use super::Call;
+use crate::cluster::Event;
 use crate::http::Body;
 use crate::policy::Policy;
 use crate::storage::Catalog;
@@ -75,7 +76,7 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
     store
         .put_document(Catalog::Policies, &policy.id, &bytes)
         .await?;
-    reload(gateway).await?;
+    reload(gateway, Event::PoliciesChanged).await?;
     Ok(respond::action(&policy.id, action))
 }
 
@@ -88,6 +89,6 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
     {
         return Err(AdminError::not_found("Policy not found"));
     }
-    reload(gateway).await?;
+    reload(gateway, Event::PoliciesChanged).await?;
     Ok(respond::action(id, "deleted"))
 }

@@ -160,7 +160,7 @@ pub(super) async fn purge(call: &Call<'_>) -> Result<Response<Body>, AdminError>
         for client in gateway.store().client_apps(&api.definition.id).await? {
             gateway
                 .store()
-                .client_tokens(&client.api_id, &client.client_id, 1)
+                .client_tokens(&client.api_id, &client.client_id, Some(1))
                 .await?;
         }
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::api::Registry;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::oauth::{OAuthServer, Settings};
 use crate::policy::Policies;
@@ -29,10 +30,12 @@ impl Gateway {
     pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
         let store = Store::connect(&store_config(&config)).await?;
         let sessions = Arc::new(SessionCache::new(config.session_cache_ttl));
+        let cluster = Cluster::start(store.clone(), config.node_secret.as_ref());
         let oauth = OAuthServer {
             store,
             settings: oauth_settings(&config),
             sessions,
+            cluster,
             notifier: Notifier::start(webhook_settings(&config)),
         };
         Ok(Self {

@@ -18,12 +18,16 @@ pub enum ParamsError {
     Repeated(String),
     #[error("body is not a JSON object of string values")]
     BadJson,
-    #[error("body is not valid UTF-8")]
-    NotUtf8,
+    #[error("malformed percent-encoding")]
+    BadEscape,
 }
 
-/// Decodes a form (or query string). Empty values count as absent.
+/// Decodes a form (or query string). Empty values count as absent. A `%`
+/// not followed by two hex digits is an error, not a literal `%`.
 pub fn parse_params(encoded: &[u8]) -> Result<Params, ParamsError> {
+    if !escapes_are_valid(encoded) {
+        return Err(ParamsError::BadEscape);
+    }
     let mut params = Params::default();
     for (name, value) in form_urlencoded::parse(encoded) {
         params.insert(name.into_owned(), value.into_owned())?;
@@ -77,6 +81,15 @@ impl Params {
     }
 }
 
+fn escapes_are_valid(encoded: &[u8]) -> bool {
+    encoded.iter().enumerate().all(|(i, byte)| {
+        *byte != b'%'
+            || encoded
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +100,14 @@ mod tests {
         assert_eq!(params.get("a"), Some("1"));
         assert_eq!(params.get("redirect_uri"), Some("http://x/cb"));
         assert_eq!(params.get("b"), None);
+    }
+
+    #[test]
+    fn bad_escapes_are_an_error() {
+        assert_eq!(parse_params(b"a=%zz").unwrap_err(), ParamsError::BadEscape);
+        assert_eq!(parse_params(b"a=1%").unwrap_err(), ParamsError::BadEscape);
+        assert_eq!(parse_params(b"a=%2").unwrap_err(), ParamsError::BadEscape);
+        assert_eq!(parse_params(b"a=%2F").unwrap().get("a"), Some("/"));
     }
 
     #[test]

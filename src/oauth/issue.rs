@@ -65,7 +65,7 @@ impl OAuthServer {
             );
         }
         if let Some(old) = replaces_access {
-            self.sessions.remove(old);
+            self.forget_tokens(vec![old.to_string()]);
         }
         Ok(Issued {
             access_token,

@@ -80,7 +80,7 @@ impl OAuthServer {
                 return Ok(false);
             }
             self.store.revoke_access(&hash).await?;
-            self.sessions.remove(&hash);
+            self.forget_tokens(vec![hash]);
             return Ok(true);
         }
 
@@ -100,8 +100,7 @@ impl OAuthServer {
         self.store
             .revoke_client_tokens(&client.api_id, &client.client_id, marker_ttl)
             .await?;
-        self.sessions
-            .remove_client(&client.api_id, &client.client_id);
+        self.forget_client(&client.api_id, &client.client_id);
         Ok(())
     }
 }

@@ -29,13 +29,14 @@ pub(super) async fn authenticate<B>(
     if let Some(session) = sessions.get(&hash) {
         return Ok((live(session, now)?, hash));
     }
+    let epoch = sessions.epoch();
     let session = gateway
         .store()
         .session(&hash)
         .await?
         .ok_or(ProxyError::InvalidToken)?;
     let session = Arc::new(session);
-    sessions.insert(&hash, session.clone());
+    sessions.insert(&hash, session.clone(), epoch);
     Ok((live(session, now)?, hash))
 }
 

@@ -170,14 +170,31 @@ impl Store {
     pub async fn put_user(&self, user: &UserRecord) -> Result<(), StorageError> {
         let key = self.keys.user(&user.org_id, &user.username);
         let bytes = serde_json::to_vec(user)?;
-        self.client()
+        let client = self.client();
+        client
             .set::<(), _, _>(key, bytes, None, None, false)
             .await?;
+        let orgs = self.keys.user_orgs(&user.username);
+        client.sadd::<(), _, _>(orgs, user.org_id.as_str()).await?;
         Ok(())
     }
 
     pub async fn delete_user(&self, org_id: &str, username: &str) -> Result<bool, StorageError> {
-        let removed: i64 = self.client().del(self.keys.user(org_id, username)).await?;
+        let client = self.client();
+        let removed: i64 = client.del(self.keys.user(org_id, username)).await?;
+        client
+            .srem::<(), _, _>(self.keys.user_orgs(username), org_id)
+            .await?;
         Ok(removed > 0)
+    }
+
+    /// The organisations that have a user named `username`.
+    pub async fn user_orgs(&self, username: &str) -> Result<Vec<String>, StorageError> {
+        let mut orgs: Vec<String> = self
+            .client()
+            .smembers(self.keys.user_orgs(username))
+            .await?;
+        orgs.sort();
+        Ok(orgs)
     }
 }

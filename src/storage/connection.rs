@@ -24,6 +24,7 @@ pub struct StoreConfig {
 pub struct Store {
     pool: Pool,
     pub(crate) keys: Keys,
+    pub(crate) config: std::sync::Arc<StoreConfig>,
 }
 
 /// Startup failure: which address could not be reached, and why.
@@ -63,6 +64,7 @@ impl Store {
         Ok(Self {
             pool,
             keys: Keys::new(&config.key_prefix),
+            config: std::sync::Arc::new(config.clone()),
         })
     }
 
@@ -83,10 +85,16 @@ impl Store {
 }
 
 fn build_pool(config: &StoreConfig) -> Result<Pool, fred::error::Error> {
+    builder(config)?.build_pool(config.pool_size.max(1))
+}
+
+/// Connection settings shared by the pool and the subscriber.
+pub(crate) fn builder(config: &StoreConfig) -> Result<Builder, fred::error::Error> {
     let redis = Config::from_url(&config.url)?;
     let connect_timeout = config.connect_timeout;
     let command_timeout = config.command_timeout;
-    Builder::from_config(redis)
+    let mut builder = Builder::from_config(redis);
+    builder
         .with_connection_config(|c| {
             c.connection_timeout = connect_timeout;
             c.max_command_attempts = 2;
@@ -94,8 +102,8 @@ fn build_pool(config: &StoreConfig) -> Result<Pool, fred::error::Error> {
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-        .build_pool(config.pool_size.max(1))
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    Ok(builder)
 }
 
 /// The URL without a password, for logs and error messages.

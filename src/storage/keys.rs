@@ -72,6 +72,11 @@ impl Keys {
         format!("{}limits:{scope}", self.prefix)
     }
 
+    /// The organisations that have a user of this name.
+    pub(crate) fn user_orgs(&self, username: &str) -> String {
+        format!("{}user-orgs:{username}", self.prefix)
+    }
+
     pub(crate) fn user(&self, org_id: &str, username: &str) -> String {
         format!("{}user:{org_id}:{username}", self.prefix)
     }

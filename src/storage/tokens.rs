@@ -237,31 +237,33 @@ impl Store {
         Ok(Some(grant))
     }
 
-    /// Live access tokens of a client, 100 a page, starting at page 1.
+    /// Live access tokens of a client: page `n` of 100 (from 1), or all of
+    /// them when `page` is `None`. Lapsed entries are trimmed first.
     pub async fn client_tokens(
         &self,
         api_id: &str,
         client_id: &str,
-        page: usize,
+        page: Option<usize>,
     ) -> Result<TokenPage, StorageError> {
         let key = self.keys.client_tokens(api_id, client_id);
-        let now_secs = (now_ms() / 1000) as f64;
+        let now = now_ms();
         let client = self.client();
         client
-            .zremrangebyscore::<(), _, _, _>(&key, f64::NEG_INFINITY, now_secs)
+            .zremrangebyscore::<(), _, _, _>(&key, f64::NEG_INFINITY, lapsed_bound(now))
             .await?;
-        let total: usize = client.zcount(&key, now_secs, f64::INFINITY).await?;
-        let page = page.max(1);
-        let offset = (page - 1) * TOKEN_PAGE_SIZE;
-        let limit = Some((offset as i64, TOKEN_PAGE_SIZE as i64));
+        let total: usize = client.zcount(&key, score(now), f64::INFINITY).await?;
+        let limit = page.map(|page| {
+            let offset = (page.max(1) - 1) * TOKEN_PAGE_SIZE;
+            (offset as i64, TOKEN_PAGE_SIZE as i64)
+        });
         let raw: Vec<(String, f64)> = client
-            .zrangebyscore(&key, now_secs, f64::INFINITY, true, limit)
+            .zrangebyscore(&key, score(now), f64::INFINITY, true, limit)
             .await?;
-        let tokens = raw.into_iter().map(|(h, s)| (h, s as u64)).collect();
+        let tokens = raw.into_iter().map(|(h, s)| (h, s.ceil() as u64)).collect();
         Ok(TokenPage {
             tokens,
             total,
-            page,
+            page: page.unwrap_or(1).max(1),
             page_size: TOKEN_PAGE_SIZE,
         })
     }
@@ -306,11 +308,10 @@ impl Store {
         now: u64,
     ) -> Result<(), StorageError> {
         let index = self.keys.client_tokens(&session.api_id, &session.client_id);
-        let score = (session.expires_at_ms / 1000) as f64;
-        pipe.zadd::<(), _, _>(&index, None, None, false, false, (score, access_hash))
+        let expiry = score(session.expires_at_ms);
+        pipe.zadd::<(), _, _>(&index, None, None, false, false, (expiry, access_hash))
             .await?;
-        let lapsed = (now / 1000) as f64;
-        pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed)
+        pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed_bound(now))
             .await?;
         Ok(())
     }
@@ -365,11 +366,17 @@ impl Store {
         pipe.custom::<(), _>(eval, args).await?;
 
         let index = self.keys.client_grants(&session.api_id, &session.client_id);
-        let score = ((now + ttl) / 1000) as f64;
-        pipe.zadd::<(), _, _>(&index, None, None, false, false, (score, grant_id.as_str()))
-            .await?;
-        let lapsed = (now / 1000) as f64;
-        pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed)
+        let expiry = score(now + ttl);
+        pipe.zadd::<(), _, _>(
+            &index,
+            None,
+            None,
+            false,
+            false,
+            (expiry, grant_id.as_str()),
+        )
+        .await?;
+        pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed_bound(now))
             .await?;
         Ok(true)
     }
@@ -396,6 +403,17 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Index scores are expiry times in Unix seconds, to the millisecond, so a
+/// token stays listed until its very last millisecond.
+fn score(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Entries scored up to here have expired.
+fn lapsed_bound(now_ms: u64) -> f64 {
+    score(now_ms.saturating_sub(1))
 }
 
 /// The owner string that binds a code or refresh token to its client.

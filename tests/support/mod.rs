@@ -18,12 +18,15 @@
 // are `pub` so that sibling modules and test files can share them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fixtures;
 pub mod gateway;
 pub mod redis;
 pub mod upstream;
 
 // Re-exported for `use support::{TestRedis, Upstream, ...}`; each test
 // binary uses a few.
+#[allow(unused_imports)]
+pub use gateway::{form, form_body, join, send, Reply, TestGateway, ADMIN_SECRET};
 #[allow(unused_imports)]
 pub use redis::{Entry, RedisValue, Resp, RespConn, TestRedis};
 #[allow(unused_imports)]
