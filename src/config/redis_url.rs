@@ -1,7 +1,20 @@
 //! Checks a Redis URL (`redis[s]://[user[:password]@]host[:port][/db][?query]`)
 //! before fred sees it, so a mistake is reported with a reason and the key.
+//! `redis[s]-cluster://` names one node of a Redis Cluster (more with
+//! `?node=host:port`), `redis[s]-sentinel://` a Sentinel (with
+//! `?sentinelServiceName=`).
 //!
 //! Reasons never quote the URL, since it may hold a password.
+
+/// Standalone (plain and TLS), Redis Cluster and Sentinel.
+const SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+];
 
 /// A URL split into its parts; every part borrows from the input.
 #[derive(Debug)]
@@ -26,8 +39,17 @@ impl<'a> RedisUrl<'a> {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err("expected redis://host:port or rediss://host:port".to_owned());
         };
-        if !scheme.eq_ignore_ascii_case("redis") && !scheme.eq_ignore_ascii_case("rediss") {
-            return Err("scheme must be redis:// or rediss://".to_owned());
+        let known = SCHEMES
+            .iter()
+            .any(|known| scheme.eq_ignore_ascii_case(known));
+        if !known {
+            return Err("scheme must be redis://, rediss://, redis[s]-cluster:// \
+                 or redis[s]-sentinel://"
+                .to_owned());
+        }
+        let sentinel = scheme.to_ascii_lowercase().ends_with("-sentinel");
+        if sentinel && !rest.contains("sentinelServiceName=") {
+            return Err("a sentinel URL needs ?sentinelServiceName=".to_owned());
         }
         if rest.contains('#') {
             return Err("must not have a fragment (#)".to_owned());

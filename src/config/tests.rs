@@ -415,7 +415,15 @@ fn unreadable_or_empty_secret_file_is_named() {
 #[test]
 fn redis_url_is_validated_with_a_reason() {
     let err = err_toml("[redis]\nurl = \"http://127.0.0.1:6379\"\n", &[]);
-    assert_eq!(err, "redis.url: scheme must be redis:// or rediss://");
+    assert_eq!(
+        err,
+        "redis.url: scheme must be redis://, rediss://, redis[s]-cluster:// \
+         or redis[s]-sentinel://"
+    );
+    let err = err_toml("[redis]\nurl = \"redis-sentinel://h:26379\"\n", &[]);
+    assert_eq!(err, "redis.url: a sentinel URL needs ?sentinelServiceName=");
+    let cluster = "[redis]\nurl = \"redis-cluster://h:7000?node=h:7001\"\n";
+    assert!(load_toml(cluster, &[]).is_ok());
     let err = load_env(&[("TOLLGATE_REDIS_URL", "redis://:hunter2@host:x")]).unwrap_err();
     let err = err.to_string();
     assert_eq!(

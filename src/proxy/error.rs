@@ -76,6 +76,12 @@ impl ProxyError {
                 HeaderValue::from_static(challenge),
             );
         }
+        if let Self::RateLimited { retry_after_secs } | Self::QuotaExceeded { retry_after_secs } =
+            self
+        {
+            let value = HeaderValue::from(retry_after_secs);
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         response
     }
 }

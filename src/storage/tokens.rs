@@ -290,9 +290,9 @@ impl Store {
             .await?;
         let keys: Vec<String> = hashes.iter().map(|h| self.keys.access(h)).collect();
         if !keys.is_empty() {
-            client.del::<(), _>(keys).await?;
+            self.delete_each(keys).await?;
         }
-        client.del::<(), _>(vec![tokens_key, grants_key]).await?;
+        self.delete_each(vec![tokens_key, grants_key]).await?;
         Ok(hashes)
     }
 }
@@ -386,7 +386,7 @@ impl Store {
         if let Some(refresh) = &new.refresh {
             keys.push(self.keys.refresh(refresh.hash));
         }
-        self.client().del::<(), _>(keys).await?;
+        self.delete_each(keys).await?;
         Ok(())
     }
 
@@ -395,12 +395,27 @@ impl Store {
         if let Some(refresh) = &grant.refresh_hash {
             keys.push(self.keys.refresh(refresh));
         }
+        self.delete_each(keys).await?;
         let client = self.client();
-        client.del::<(), _>(keys).await?;
         let index = self.keys.client_tokens(&grant.api_id, &grant.client_id);
         client
             .zrem::<(), _, _>(index, grant.access_hash.as_str())
             .await?;
+        Ok(())
+    }
+}
+
+// === impl Store: helpers ===
+
+impl Store {
+    /// Deletes keys one command each, pipelined: a multi-key DEL would fail
+    /// on a Redis Cluster when the keys live in different slots.
+    pub(crate) async fn delete_each(&self, keys: Vec<String>) -> Result<(), StorageError> {
+        let pipe = self.client().pipeline();
+        for key in keys {
+            pipe.del::<(), _>(key).await?;
+        }
+        let _: Vec<Value> = pipe.all().await?;
         Ok(())
     }
 }
