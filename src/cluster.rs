@@ -4,12 +4,18 @@
 //! revokes a token publishes its hash and every other node drops it from
 //! its session cache. Definition changes make every node reload. Messages
 //! are signed with `node_secret`; a message with a bad signature is dropped
-//! and counted. Pub/sub loses what is sent while a subscriber is away, so a
-//! reconnect clears the session cache and reloads.
+//! and counted.
+//!
+//! Pub/sub loses what is sent while a subscriber is away. Every event
+//! therefore first bumps a change counter in Redis and carries the new
+//! value; a node that sees a gap in the counter, reconnects, or finds the
+//! counter ahead of it on its resync timer clears its session cache and
+//! reloads.
 
 mod envelope;
 mod listener;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -43,7 +49,7 @@ pub enum Event {
     Reload,
 }
 
-/// The publishing side: signs and queues events for one background task.
+/// The publishing side, and the change counter this node has caught up to.
 #[derive(Clone, Debug)]
 pub struct Cluster {
     inner: Arc<Inner>,
@@ -53,7 +59,9 @@ pub struct Cluster {
 struct Inner {
     node_id: String,
     key: Vec<u8>,
-    outbox: mpsc::Sender<Vec<u8>>,
+    outbox: mpsc::Sender<Event>,
+    /// The last change counter whose events this node has applied.
+    seen: AtomicU64,
 }
 
 // === impl Cluster ===
@@ -68,15 +76,16 @@ impl Cluster {
             .map(|s| s.expose().as_bytes().to_vec())
             .unwrap_or_default();
         let (outbox, queued) = mpsc::channel(OUTBOX_CAPACITY);
-        tokio::spawn(publish_loop(store, queued));
-        let node_id = crate::oauth::credentials::random_id();
-        Self {
+        let cluster = Self {
             inner: Arc::new(Inner {
-                node_id,
+                node_id: crate::oauth::credentials::random_id(),
                 key,
                 outbox,
+                seen: AtomicU64::new(0),
             }),
-        }
+        };
+        tokio::spawn(publish_loop(cluster.clone(), store, queued));
+        cluster
     }
 
     pub fn node_id(&self) -> &str {
@@ -89,23 +98,88 @@ impl Cluster {
 
     /// Queues an event for every other node; never waits.
     pub fn publish(&self, event: &Event) {
-        let envelope = Envelope::seal(&self.inner.node_id, event, &self.inner.key);
-        let Ok(bytes) = envelope.and_then(|e| e.to_bytes()) else {
+        if self.inner.outbox.try_send(event.clone()).is_err() {
+            warn!("cluster event dropped: outbox full");
+        }
+    }
+
+    /// Records that the events up to `counter` were applied, when it follows
+    /// the last one without a gap. Returns false on a gap.
+    pub(crate) fn advance(&self, counter: u64) -> bool {
+        let seen = &self.inner.seen;
+        let current = seen.load(Ordering::Acquire);
+        if counter <= current {
+            return true;
+        }
+        if counter == current + 1 {
+            return seen
+                .compare_exchange(current, counter, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                || seen.load(Ordering::Acquire) >= counter;
+        }
+        false
+    }
+
+    /// Marks everything up to `counter` as applied (after a full resync).
+    pub(crate) fn caught_up(&self, counter: u64) {
+        self.inner.seen.fetch_max(counter, Ordering::AcqRel);
+    }
+
+    pub(crate) fn seen(&self) -> u64 {
+        self.inner.seen.load(Ordering::Acquire)
+    }
+}
+
+/// Bumps the change counter, then publishes the event with it.
+async fn publish_loop(cluster: Cluster, store: Store, mut queued: mpsc::Receiver<Event>) {
+    let channel = store.channel(CHANNEL);
+    while let Some(event) = queued.recv().await {
+        let counter = match store.bump_change_counter().await {
+            Ok(counter) => counter,
+            Err(error) => {
+                warn!(%error, "cluster event not published");
+                continue;
+            }
+        };
+        // This node's own change needs no resync; a gap before it does, and
+        // the resync timer will find it.
+        cluster.advance(counter);
+        let sealed = Envelope::seal(cluster.node_id(), counter, &event, cluster.key());
+        let Ok(bytes) = sealed.and_then(|e| e.to_bytes()) else {
             warn!("cluster event could not be encoded");
-            return;
+            continue;
         };
         metrics::counter!("tollgate_cluster_events_sent_total").increment(1);
-        if self.inner.outbox.try_send(bytes).is_err() {
-            warn!("cluster event dropped: outbox full");
+        if let Err(error) = store.publish(&channel, bytes).await {
+            warn!(%error, "cluster event not published");
         }
     }
 }
 
-async fn publish_loop(store: Store, mut queued: mpsc::Receiver<Vec<u8>>) {
-    let channel = store.channel(CHANNEL);
-    while let Some(bytes) = queued.recv().await {
-        if let Err(error) = store.publish(&channel, bytes).await {
-            warn!(%error, "cluster event not published");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner(seen: u64) -> Cluster {
+        let (outbox, _) = mpsc::channel(1);
+        Cluster {
+            inner: Arc::new(Inner {
+                node_id: "n".into(),
+                key: Vec::new(),
+                outbox,
+                seen: AtomicU64::new(seen),
+            }),
         }
+    }
+
+    #[test]
+    fn counter_advances_only_without_gaps() {
+        let cluster = inner(3);
+        assert!(cluster.advance(4));
+        assert!(cluster.advance(2));
+        assert!(!cluster.advance(6));
+        assert_eq!(cluster.seen(), 4);
+        cluster.caught_up(6);
+        assert_eq!(cluster.seen(), 6);
     }
 }

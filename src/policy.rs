@@ -6,7 +6,7 @@
 //! globally or per API. Tyk fields not listed here are kept in the stored
 //! document and ignored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -94,6 +94,8 @@ pub enum Decision {
 #[derive(Debug, Default)]
 pub struct PolicySet {
     policies: HashMap<String, Policy>,
+    /// Ids defined in `policy_path`.
+    file_ids: HashSet<String>,
 }
 
 /// The live policy set, swapped atomically on change.
@@ -211,7 +213,19 @@ impl RateSpec {
 impl PolicySet {
     pub fn new(policies: impl IntoIterator<Item = Policy>) -> Self {
         let policies = policies.into_iter().map(|p| (p.id.clone(), p)).collect();
-        Self { policies }
+        Self {
+            policies,
+            file_ids: HashSet::new(),
+        }
+    }
+
+    pub fn with_file_ids(mut self, ids: HashSet<String>) -> Self {
+        self.file_ids = ids;
+        self
+    }
+
+    pub fn file_ids(&self) -> &HashSet<String> {
+        &self.file_ids
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {

@@ -41,6 +41,9 @@ impl DataPlane {
             .or_else(|| request.uri().host())
             .map(str::to_string);
         let path = request.uri().path().to_string();
+        if has_dot_segments(&path) {
+            return ProxyError::DotSegments.into_response();
+        }
         let Some((api, rest)) = snapshot.find(host.as_deref(), &path) else {
             return ProxyError::NoApi.into_response();
         };
@@ -111,8 +114,46 @@ impl DataPlane {
     }
 }
 
+/// Whether the path has `.` or `..` segments, also percent-encoded or
+/// behind an encoded separator. Such a path could match one API here and
+/// reach another path once the upstream resolves it, so it is refused.
+fn has_dot_segments(path: &str) -> bool {
+    let mut decoded = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or("");
+        match escape.to_ascii_lowercase().as_str() {
+            "%2e" => decoded.push('.'),
+            "%2f" | "%5c" => decoded.push('/'),
+            _ => decoded.push_str(escape),
+        }
+        rest = rest.get(at + 3..).unwrap_or("");
+    }
+    decoded.push_str(rest);
+    decoded
+        .split(['/', '\\'])
+        .any(|segment| segment == "." || segment == "..")
+}
+
 impl Handler for DataPlane {
     async fn call(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         self.route(request, peer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_found_in_any_spelling() {
+        assert!(has_dot_segments("/pub/../shop"));
+        assert!(has_dot_segments("/pub/./x"));
+        assert!(has_dot_segments("/pub/%2e%2E/shop"));
+        assert!(has_dot_segments("/pub/..%2fshop"));
+        assert!(has_dot_segments("/pub/..%5Cshop"));
+        assert!(!has_dot_segments("/pub/v1.2/file..txt"));
+        assert!(!has_dot_segments("/pub/%41"));
     }
 }

@@ -49,8 +49,17 @@ async fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
 async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     let bytes = respond::body(call).await?;
-    let policy = Policy::parse(&bytes, path_id.as_deref())
+    let policy = Policy::parse(&bytes, None)
+        .or_else(|_| Policy::parse(&bytes, path_id.as_deref()))
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
+    if path_id.as_ref().is_some_and(|id| *id != policy.id) {
+        return Err(AdminError::bad_request(
+            "id in the body differs from the path",
+        ));
+    }
+    if gateway.file_policy_ids().contains(&policy.id) {
+        return Err(read_only());
+    }
     let mut document: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
     document["id"] = serde_json::Value::String(policy.id.clone());
@@ -82,6 +91,9 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
 
 async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
+    if gateway.file_policy_ids().contains(id) {
+        return Err(read_only());
+    }
     if !gateway
         .store()
         .delete_document(Catalog::Policies, id)
@@ -91,4 +103,11 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
     }
     reload(gateway, Event::PoliciesChanged).await?;
     Ok(respond::action(id, "deleted"))
+}
+
+fn read_only() -> AdminError {
+    AdminError::new(
+        http::StatusCode::CONFLICT,
+        "policy is defined in policy_path; change the file instead",
+    )
 }

@@ -67,10 +67,12 @@ pub(crate) fn authorized(gateway: &Gateway, headers: &HeaderMap) -> bool {
     let Some(secret) = &gateway.config.secret else {
         return false;
     };
-    ["x-tyk-authorization", "authorization"]
-        .iter()
-        .filter_map(|name| headers.get(*name))
-        .any(|value| secret.matches(value.as_bytes()))
+    // `X-Tyk-Authorization` wins when both are sent, so a wrong value in it
+    // is not rescued by a right one elsewhere.
+    let presented = headers
+        .get("x-tyk-authorization")
+        .or_else(|| headers.get(http::header::AUTHORIZATION));
+    presented.is_some_and(|value| secret.matches(value.as_bytes()))
 }
 
 pub(crate) fn ok(value: serde_json::Value) -> Response<Body> {

@@ -89,6 +89,17 @@ impl Snapshot {
         self.by_id.get(id)
     }
 
+    /// The active API, other than `except_id`, that already serves the
+    /// listen path and domain of `api`.
+    pub fn route_owner(&self, api: &ApiDefinition, except_id: &str) -> Option<&str> {
+        let wanted = route_key(api);
+        self.routes
+            .iter()
+            .map(|other| &other.definition)
+            .find(|other| other.id != except_id && route_key(other) == wanted)
+            .map(|other| other.id.as_str())
+    }
+
     pub fn all(&self) -> impl Iterator<Item = &Arc<LoadedApi>> {
         self.by_id.values()
     }
@@ -112,6 +123,13 @@ impl Registry {
     pub fn replace(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
     }
+}
+
+/// What two APIs must not share: the domain and the listen path (with or
+/// without its trailing `/`, which match the same requests).
+pub fn route_key(api: &ApiDefinition) -> (Option<String>, &str) {
+    let domain = api.domain.as_ref().map(|d| d.to_ascii_lowercase());
+    (domain, api.listen_path.trim_end_matches('/'))
 }
 
 /// Matches on whole path segments: `/orders` serves `/orders` and

@@ -3,12 +3,12 @@
 //! Files in `app_path` and `policy_path` come first; documents stored
 //! through the admin API are added unless a file already defines the id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tracing::{error, info, warn};
 
 use super::{Gateway, StartError};
-use crate::api::{self, ApiSource, DefinitionFormat, LoadedApi, Snapshot};
+use crate::api::{self, route_key, ApiSource, DefinitionFormat, LoadedApi, Snapshot};
 use crate::policy::{self, Policy, PolicySet};
 use crate::storage::Catalog;
 
@@ -63,7 +63,13 @@ impl Gateway {
                 Err(error) => error!(api.id = %id, %error, "stored api definition skipped"),
             }
         }
-        Ok(Snapshot::new(apis))
+        Ok(Snapshot::new(without_route_conflicts(apis)))
+    }
+
+    /// Policy ids defined in `policy_path`, which the admin API may not
+    /// change.
+    pub fn file_policy_ids(&self) -> HashSet<String> {
+        self.policies.current().file_ids().clone()
     }
 
     async fn load_policies(&self) -> Result<PolicySet, StartError> {
@@ -81,6 +87,29 @@ impl Gateway {
                 Err(error) => error!(policy.id = %id, %error, "stored policy skipped"),
             }
         }
-        Ok(PolicySet::new(policies))
+        Ok(PolicySet::new(policies).with_file_ids(from_files))
     }
+}
+
+/// Drops every active API whose listen path and domain an earlier one
+/// already serves: files come first, so a stored definition can never take
+/// over a path that a file protects.
+fn without_route_conflicts(apis: Vec<LoadedApi>) -> Vec<LoadedApi> {
+    let mut served: HashMap<(Option<String>, String), String> = HashMap::new();
+    let mut kept = Vec::with_capacity(apis.len());
+    for api in apis {
+        let definition = &api.definition;
+        if definition.active {
+            let (domain, path) = route_key(definition);
+            let key = (domain, path.to_string());
+            if let Some(owner) = served.get(&key) {
+                error!(api.id = %definition.id, owner = %owner,
+                    "api definition skipped: its listen path is already served");
+                continue;
+            }
+            served.insert(key, definition.id.clone());
+        }
+        kept.push(api);
+    }
+    kept
 }

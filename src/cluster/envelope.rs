@@ -9,12 +9,13 @@ use super::Event;
 /// Envelope format; a node drops messages of another version.
 const VERSION: u8 = 1;
 
-/// `version`, `origin` node and the encoded event, with an HMAC-SHA256 of
-/// all three under `node_secret`.
+/// `version`, `origin` node, the change `counter` and the encoded event,
+/// with an HMAC-SHA256 of all four under `node_secret`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
     pub version: u8,
     pub origin: String,
+    pub counter: u64,
     pub event: Vec<u8>,
     pub signature: Vec<u8>,
 }
@@ -32,12 +33,21 @@ pub enum EnvelopeError {
 // === impl Envelope ===
 
 impl Envelope {
-    pub fn seal(origin: &str, event: &Event, key: &[u8]) -> Result<Self, EnvelopeError> {
+    pub fn seal(
+        origin: &str,
+        counter: u64,
+        event: &Event,
+        key: &[u8],
+    ) -> Result<Self, EnvelopeError> {
         let event = rmp_serde::to_vec_named(event).map_err(|_| EnvelopeError::Malformed)?;
-        let signature = sign(key, VERSION, origin, &event);
+        let signature = mac(key, VERSION, origin, counter, &event)
+            .finalize()
+            .into_bytes()
+            .to_vec();
         Ok(Self {
             version: VERSION,
             origin: origin.to_string(),
+            counter,
             event,
             signature,
         })
@@ -47,34 +57,35 @@ impl Envelope {
         rmp_serde::to_vec_named(self).map_err(|_| EnvelopeError::Malformed)
     }
 
-    /// Decodes and checks a message; returns its origin and event.
-    pub fn open(bytes: &[u8], key: &[u8]) -> Result<(String, Event), EnvelopeError> {
+    /// Decodes and checks a message; returns its origin, counter and event.
+    pub fn open(bytes: &[u8], key: &[u8]) -> Result<(String, u64, Event), EnvelopeError> {
         let envelope: Envelope =
             rmp_serde::from_slice(bytes).map_err(|_| EnvelopeError::Malformed)?;
         if envelope.version != VERSION {
             return Err(EnvelopeError::Version(envelope.version));
         }
-        mac(key, envelope.version, &envelope.origin, &envelope.event)
-            .verify_slice(&envelope.signature)
-            .map_err(|_| EnvelopeError::Signature)?;
+        let counter = envelope.counter;
+        mac(
+            key,
+            envelope.version,
+            &envelope.origin,
+            counter,
+            &envelope.event,
+        )
+        .verify_slice(&envelope.signature)
+        .map_err(|_| EnvelopeError::Signature)?;
         let event = rmp_serde::from_slice(&envelope.event).map_err(|_| EnvelopeError::Malformed)?;
-        Ok((envelope.origin, event))
+        Ok((envelope.origin, counter, event))
     }
 }
 
-fn sign(key: &[u8], version: u8, origin: &str, event: &[u8]) -> Vec<u8> {
-    mac(key, version, origin, event)
-        .finalize()
-        .into_bytes()
-        .to_vec()
-}
-
 /// The MAC input is length-prefixed so that no two envelopes share it.
-fn mac(key: &[u8], version: u8, origin: &str, event: &[u8]) -> Hmac<Sha256> {
+fn mac(key: &[u8], version: u8, origin: &str, counter: u64, event: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(&[version]);
     mac.update(&(origin.len() as u64).to_be_bytes());
     mac.update(origin.as_bytes());
+    mac.update(&counter.to_be_bytes());
     mac.update(event);
     mac
 }
@@ -91,18 +102,19 @@ mod tests {
 
     #[test]
     fn sealed_envelope_opens_with_the_same_key() {
-        let bytes = Envelope::seal("node-a", &event(), b"k")
+        let bytes = Envelope::seal("node-a", 7, &event(), b"k")
             .unwrap()
             .to_bytes()
             .unwrap();
-        let (origin, opened) = Envelope::open(&bytes, b"k").unwrap();
+        let (origin, counter, opened) = Envelope::open(&bytes, b"k").unwrap();
         assert_eq!(origin, "node-a");
+        assert_eq!(counter, 7);
         assert_eq!(opened, event());
     }
 
     #[test]
     fn another_key_is_a_bad_signature() {
-        let bytes = Envelope::seal("node-a", &event(), b"k")
+        let bytes = Envelope::seal("node-a", 7, &event(), b"k")
             .unwrap()
             .to_bytes()
             .unwrap();
@@ -114,7 +126,7 @@ mod tests {
 
     #[test]
     fn tampered_event_is_a_bad_signature() {
-        let mut envelope = Envelope::seal("node-a", &event(), b"k").unwrap();
+        let mut envelope = Envelope::seal("node-a", 7, &event(), b"k").unwrap();
         envelope.event = rmp_serde::to_vec_named(&Event::Reload).unwrap();
         let bytes = envelope.to_bytes().unwrap();
         assert!(matches!(

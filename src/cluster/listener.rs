@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::Notify;
 use tracing::{info, warn, Instrument};
 
@@ -13,6 +15,10 @@ use crate::storage::PubSubEvent;
 /// Reload requests arriving within this window are served by one reload.
 const RELOAD_COALESCE: Duration = Duration::from_millis(50);
 
+/// How often a node compares its change counter with Redis's, to catch up
+/// on events that pub/sub lost.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Subscribes to the cluster channel and applies what arrives, until the
 /// subscription ends.
 ///
@@ -21,9 +27,14 @@ const RELOAD_COALESCE: Duration = Duration::from_millis(50);
 /// Fails when the subscription cannot be set up.
 pub async fn listen(gateway: Arc<Gateway>) -> Result<(), crate::storage::StorageError> {
     let store = gateway.store().clone();
+    gateway
+        .oauth
+        .cluster
+        .caught_up(store.change_counter().await?);
     let mut events = store.subscribe(&store.channel(CHANNEL)).await?;
-    let reloads = Arc::new(Notify::new());
+    let reloads = Arc::new(Resync::default());
     tokio::spawn(reload_loop(gateway.clone(), reloads.clone()));
+    tokio::spawn(resync_timer(gateway.clone(), reloads.clone()));
 
     let span = tracing::info_span!("cluster");
     tokio::spawn(
@@ -31,12 +42,8 @@ pub async fn listen(gateway: Arc<Gateway>) -> Result<(), crate::storage::Storage
             while let Some(event) = events.recv().await {
                 match event {
                     PubSubEvent::Message(bytes) => receive(&gateway, &reloads, &bytes),
-                    PubSubEvent::Reconnected => {
-                        // Messages sent while away are lost: forget every
-                        // cached session and reload.
-                        gateway.oauth.sessions.clear();
-                        reloads.notify_one();
-                    }
+                    // Messages sent while away are lost.
+                    PubSubEvent::Reconnected => reloads.request(true),
                 }
             }
         }
@@ -45,9 +52,9 @@ pub async fn listen(gateway: Arc<Gateway>) -> Result<(), crate::storage::Storage
     Ok(())
 }
 
-fn receive(gateway: &Gateway, reloads: &Notify, bytes: &[u8]) {
+fn receive(gateway: &Gateway, reloads: &Resync, bytes: &[u8]) {
     let cluster = &gateway.oauth.cluster;
-    let (origin, event) = match Envelope::open(bytes, cluster.key()) {
+    let (origin, counter, event) = match Envelope::open(bytes, cluster.key()) {
         Ok(opened) => opened,
         Err(error) => {
             metrics::counter!("tollgate_cluster_events_rejected_total").increment(1);
@@ -60,9 +67,13 @@ fn receive(gateway: &Gateway, reloads: &Notify, bytes: &[u8]) {
     }
     metrics::counter!("tollgate_cluster_events_received_total").increment(1);
     apply(gateway, reloads, event);
+    if !cluster.advance(counter) {
+        // An event before this one was lost.
+        reloads.request(true);
+    }
 }
 
-fn apply(gateway: &Gateway, reloads: &Notify, event: Event) {
+fn apply(gateway: &Gateway, reloads: &Resync, event: Event) {
     let sessions = &gateway.oauth.sessions;
     match event {
         Event::TokensRevoked { hashes } => {
@@ -71,17 +82,61 @@ fn apply(gateway: &Gateway, reloads: &Notify, event: Event) {
             }
         }
         Event::ClientRevoked { api_id, client_id } => sessions.remove_client(&api_id, &client_id),
-        Event::ApisChanged | Event::PoliciesChanged | Event::Reload => reloads.notify_one(),
+        Event::ApisChanged | Event::PoliciesChanged | Event::Reload => reloads.request(false),
     }
 }
 
-async fn reload_loop(gateway: Arc<Gateway>, reloads: Arc<Notify>) {
+/// Pending work for the reload task: a reload, and whether the session
+/// cache must be cleared too (a full resync).
+#[derive(Debug, Default)]
+struct Resync {
+    wake: Notify,
+    clear_sessions: AtomicBool,
+}
+
+impl Resync {
+    fn request(&self, clear_sessions: bool) {
+        if clear_sessions {
+            self.clear_sessions.store(true, Ordering::Release);
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Serves reload requests one at a time; a burst of requests within the
+/// coalescing window costs one reload.
+async fn reload_loop(gateway: Arc<Gateway>, resync: Arc<Resync>) {
     loop {
-        reloads.notified().await;
+        resync.wake.notified().await;
         tokio::time::sleep(RELOAD_COALESCE).await;
+        let store = gateway.store();
+        let counter = store.change_counter().await.ok();
+        if resync.clear_sessions.swap(false, Ordering::AcqRel) {
+            gateway.oauth.sessions.clear();
+        }
         match gateway.reload().await {
             Ok(()) => info!("reloaded on a cluster event"),
             Err(error) => warn!(%error, "reload on a cluster event failed"),
+        }
+        if let Some(counter) = counter {
+            gateway.oauth.cluster.caught_up(counter);
+        }
+    }
+}
+
+/// Compares the change counter in Redis with this node's, so a node whose
+/// subscription silently missed events still converges.
+async fn resync_timer(gateway: Arc<Gateway>, resync: Arc<Resync>) {
+    let mut ticks = tokio::time::interval(RESYNC_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Ok(counter) = gateway.store().change_counter().await else {
+            continue;
+        };
+        if counter > gateway.oauth.cluster.seen() {
+            info!(counter, "change counter ahead: resyncing");
+            resync.request(true);
         }
     }
 }

@@ -390,11 +390,14 @@ fn with_password(url: &str, file: &Path) -> Result<String, ConfigError> {
         .map_err(|reason| ConfigError::invalid(key, reason))
 }
 
+/// A path the node reads at start-up: it must exist, so that a typo is
+/// caught by `check-config` rather than leaving the node with no APIs.
 fn path(key: &str, value: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
     match value {
         Some(path) if path.as_os_str().is_empty() => {
             Err(ConfigError::invalid(key, "must not be empty"))
         }
+        Some(path) if !path.exists() => Err(ConfigError::invalid(key, "does not exist")),
         value => Ok(value),
     }
 }

@@ -30,6 +30,10 @@ impl Drop for TempFile {
     }
 }
 
+/// Paths that exist: `app_path` and `policy_path` must.
+const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps");
+const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies.json");
+
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -143,8 +147,8 @@ fn listed_env_vars_override() {
         ("TOLLGATE_CONTROL_LISTEN", "127.0.0.1:9001"),
         ("TOLLGATE_SECRET", "admin-secret"),
         ("TOLLGATE_NODE_SECRET_FILE", secret.path()),
-        ("TOLLGATE_APP_PATH", "/etc/tollgate/apps"),
-        ("TOLLGATE_POLICY_PATH", "/etc/tollgate/policies.json"),
+        ("TOLLGATE_APP_PATH", APPS),
+        ("TOLLGATE_POLICY_PATH", POLICIES),
         ("TOLLGATE_REDIS_URL", "rediss://redis.example:6380/2"),
         ("TOLLGATE_REDIS_KEY_PREFIX", "tg:"),
         ("TOLLGATE_OAUTH_OAUTH_TOKEN_EXPIRE", "120"),
@@ -154,11 +158,8 @@ fn listed_env_vars_override() {
     assert_eq!(config.control_listen.to_string(), "127.0.0.1:9001");
     assert_eq!(config.secret.unwrap().expose(), "admin-secret");
     assert_eq!(config.node_secret.unwrap().expose(), "from-file");
-    assert_eq!(config.app_path.unwrap(), Path::new("/etc/tollgate/apps"));
-    assert_eq!(
-        config.policy_path.unwrap(),
-        Path::new("/etc/tollgate/policies.json")
-    );
+    assert_eq!(config.app_path.unwrap(), Path::new(APPS));
+    assert_eq!(config.policy_path.unwrap(), Path::new(POLICIES));
     assert_eq!(config.redis.url, "rediss://redis.example:6380/2");
     assert_eq!(config.redis.key_prefix, "tg:");
     assert_eq!(config.oauth.token_expire, secs(120));
@@ -229,6 +230,8 @@ fn every_key_is_accepted_from_env() {
             (Kind::Str, "url") => "redis://h",
             (Kind::Str, "format") => "json",
             (Kind::Str, "level") => "warn",
+            (Kind::Str, "app_path") => APPS,
+            (Kind::Str, "policy_path") => POLICIES,
             (Kind::Str, _) => "x",
         };
         let config = load_env(&[(key.env, value)]);
@@ -529,6 +532,7 @@ fn value_ranges_are_enforced() {
         ("[log]\nlevel = \"inf\"", "log.level: unknown level \"inf\""),
         ("[log]\nlevel = \"\"", "log.level: must not be empty"),
         ("app_path = \"\"", "app_path: must not be empty"),
+        ("app_path = \"/no/such/dir\"", "app_path: does not exist"),
     ] {
         let err = err_toml(toml, &[]);
         assert!(err.starts_with(expected), "{toml}: {err}");
@@ -579,8 +583,8 @@ listen = "0.0.0.0:80"
 control_listen = "127.0.0.1:81"
 secret_file = {secret:?}
 node_secret = "node"
-app_path = "apps"
-policy_path = "policies"
+app_path = {apps:?}
+policy_path = {policies:?}
 
 [redis]
 url = "rediss://redis:6380/3"
@@ -616,14 +620,16 @@ format = "json"
 "#,
         secret = secret.path(),
         password = password.path(),
+        apps = APPS,
+        policies = POLICIES,
     );
     let c = load_toml(&toml, &[]).unwrap();
     assert_eq!(c.listen.to_string(), "0.0.0.0:80");
     assert_eq!(c.control_listen.to_string(), "127.0.0.1:81");
     assert_eq!(c.secret.unwrap().expose(), "s1");
     assert_eq!(c.node_secret.unwrap().expose(), "node");
-    assert_eq!(c.app_path.unwrap(), Path::new("apps"));
-    assert_eq!(c.policy_path.unwrap(), Path::new("policies"));
+    assert_eq!(c.app_path.unwrap(), Path::new(APPS));
+    assert_eq!(c.policy_path.unwrap(), Path::new(POLICIES));
     assert_eq!(c.redis.url, "rediss://:pw@redis:6380/3");
     assert_eq!(c.redis.key_prefix, "");
     assert_eq!(c.redis.pool_size, 64);

@@ -11,6 +11,8 @@ use crate::http::{self as web, Body};
 pub enum ProxyError {
     #[error("no api matches the path")]
     NoApi,
+    #[error("path has dot segments")]
+    DotSegments,
     #[error("no credential")]
     MissingCredential,
     #[error("credential is not a bearer token")]
@@ -39,6 +41,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NoApi => StatusCode::NOT_FOUND,
+            Self::DotSegments => StatusCode::BAD_REQUEST,
             Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::MalformedCredential => StatusCode::BAD_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,

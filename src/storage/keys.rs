@@ -67,6 +67,11 @@ impl Keys {
         format!("{}client-grants:{api_id}:{client_id}", self.prefix)
     }
 
+    /// The cluster change counter, bumped by every published event.
+    pub(crate) fn change_counter(&self) -> String {
+        format!("{}changes", self.prefix)
+    }
+
     /// Rate limit and quota counters of one scope.
     pub(crate) fn limits(&self, scope: &str) -> String {
         format!("{}limits:{scope}", self.prefix)

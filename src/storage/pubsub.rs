@@ -29,6 +29,17 @@ impl Store {
         format!("{}{name}", self.config.key_prefix)
     }
 
+    /// Increments the cluster change counter; returns the new value.
+    pub async fn bump_change_counter(&self) -> Result<u64, StorageError> {
+        Ok(self.client().incr(self.keys.change_counter()).await?)
+    }
+
+    /// The cluster change counter (0 before the first change).
+    pub async fn change_counter(&self) -> Result<u64, StorageError> {
+        let value: Option<u64> = self.client().get(self.keys.change_counter()).await?;
+        Ok(value.unwrap_or(0))
+    }
+
     pub async fn publish(&self, channel: &str, message: Vec<u8>) -> Result<(), StorageError> {
         let bytes = Value::Bytes(message.into());
         self.client().publish::<(), _, _>(channel, bytes).await?;
