@@ -17,8 +17,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// One policy.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Policy {
-    #[serde(default, alias = "_id")]
+    #[serde(default)]
     pub id: String,
+    /// Tyk Dashboard exports carry the id here and leave `id` empty.
+    #[serde(default, rename = "_id")]
+    pub mongo_id: String,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -121,6 +124,8 @@ impl Policy {
             serde_json::from_slice(document).map_err(|e| PolicyError::Invalid(e.to_string()))?;
         if let Some(id) = id {
             policy.id = id.to_string();
+        } else if policy.id.is_empty() {
+            policy.id = std::mem::take(&mut policy.mongo_id);
         }
         if !valid_id(&policy.id) {
             return Err(PolicyError::Invalid(

@@ -45,7 +45,11 @@ pub(super) fn admit(
     }
     let policies = gateway.policies.current();
     let scope = base_scope(session, token_hash);
-    let issued_here = session.api_id == api.id || session.access_rights.contains(&api.id);
+    // Without policies, a token serves the API that issued it and those its
+    // own access rights name. With policies, they alone decide, so that an
+    // edited, inactive or deleted policy takes access away at once.
+    let granted_directly = session.access_rights.contains(&api.id)
+        || (session.policies.is_empty() && session.api_id == api.id);
 
     match policies.decide(&session.policies, &api.id, method, path) {
         Decision::Allowed { limits, per_api } => {
@@ -57,7 +61,7 @@ pub(super) fn admit(
             Ok(Admission { limits, scope })
         }
         Decision::UrlDenied => Err(ProxyError::Forbidden),
-        Decision::NotGranted if issued_here => {
+        Decision::NotGranted if granted_directly => {
             let limits = session.limits.unwrap_or(RateSpec::UNLIMITED);
             Ok(Admission { limits, scope })
         }
