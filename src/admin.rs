@@ -1,11 +1,12 @@
 //! The control plane: health and the management API, in Tyk's shapes.
 //!
-//! Every route but `/hello` needs the admin secret in `X-Tyk-Authorization`
+//! Every route but `/hello` and `/metrics` needs the admin secret in `X-Tyk-Authorization`
 //! or `Authorization`; anything else is `403` and changes nothing.
 //!
 //! | route | what |
 //! | --- | --- |
 //! | `GET /hello` | health, with Redis reachability |
+//! | `GET /metrics` | Prometheus metrics, no secret needed |
 //! | `GET/POST /tyk/apis`, `GET/PUT/DELETE /tyk/apis/{id}` | API definitions |
 //! | `GET/POST /tyk/policies`, `GET/PUT/DELETE /tyk/policies/{id}` | policies |
 //! | `POST/GET/DELETE /tyk/keys/{username}` | password-grant users |
@@ -63,6 +64,9 @@ impl ControlPlane {
         let path = request.uri().path().trim_end_matches('/').to_string();
         if path == "/hello" {
             return respond::hello(&self.gateway).await;
+        }
+        if path == "/metrics" {
+            return respond::metrics(&self.gateway);
         }
         if !respond::authorized(&self.gateway, request.headers()) {
             return AdminError::forbidden().into_response();

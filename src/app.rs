@@ -47,6 +47,7 @@ impl App {
         let gateway = Arc::new(Gateway::connect(config).await?);
         gateway.reload().await?;
         crate::cluster::listen(gateway.clone()).await?;
+        tokio::spawn(metrics_upkeep(gateway.clone()));
         Ok(Self { gateway })
     }
 
@@ -80,6 +81,15 @@ impl App {
         let _ = tokio::join!(data_task, control_task);
         self.gateway.oauth.store.close().await;
         info!("stopped");
+    }
+}
+
+/// Histogram upkeep of the metrics recorder.
+async fn metrics_upkeep(gateway: Arc<Gateway>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        ticks.tick().await;
+        gateway.metrics.upkeep();
     }
 }
 

@@ -26,6 +26,7 @@ pub use envelope::{Envelope, EnvelopeError};
 pub use listener::listen;
 
 use crate::config::Secret;
+use crate::metrics::Metrics;
 use crate::storage::Store;
 
 /// The channel name under the key prefix.
@@ -62,13 +63,14 @@ struct Inner {
     outbox: mpsc::Sender<Event>,
     /// The last change counter whose events this node has applied.
     seen: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 // === impl Cluster ===
 
 impl Cluster {
     /// Starts the publisher on the current runtime.
-    pub fn start(store: Store, node_secret: Option<&Secret>) -> Self {
+    pub fn start(store: Store, node_secret: Option<&Secret>, metrics: Arc<Metrics>) -> Self {
         if node_secret.is_none() {
             warn!("node_secret is not set: cluster messages are not authenticated");
         }
@@ -82,6 +84,7 @@ impl Cluster {
                 key,
                 outbox,
                 seen: AtomicU64::new(0),
+                metrics,
             }),
         };
         tokio::spawn(publish_loop(cluster.clone(), store, queued));
@@ -125,6 +128,10 @@ impl Cluster {
         self.inner.seen.fetch_max(counter, Ordering::AcqRel);
     }
 
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     pub(crate) fn seen(&self) -> u64 {
         self.inner.seen.load(Ordering::Acquire)
     }
@@ -149,7 +156,7 @@ async fn publish_loop(cluster: Cluster, store: Store, mut queued: mpsc::Receiver
             warn!("cluster event could not be encoded");
             continue;
         };
-        metrics::counter!("tollgate_cluster_events_sent_total").increment(1);
+        cluster.inner.metrics.cluster_event("sent");
         if let Err(error) = store.publish(&channel, bytes).await {
             warn!(%error, "cluster event not published");
         }
@@ -168,6 +175,7 @@ mod tests {
                 key: Vec::new(),
                 outbox,
                 seen: AtomicU64::new(seen),
+                metrics: Metrics::new(true),
             }),
         }
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod oauth;
 pub mod policy;
 pub mod proxy;

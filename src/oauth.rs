@@ -29,6 +29,7 @@ pub use endpoint::Endpoint;
 pub use error::{ErrorCode, OAuthError};
 
 use crate::cluster::{Cluster, Event};
+use crate::metrics::Metrics;
 use crate::session::SessionCache;
 use crate::storage::Store;
 use crate::webhooks::Notifier;
@@ -58,6 +59,7 @@ pub struct OAuthServer {
     pub sessions: Arc<SessionCache>,
     pub cluster: Cluster,
     pub notifier: Notifier,
+    pub metrics: Arc<Metrics>,
 }
 
 // === impl OAuthServer ===

@@ -15,14 +15,24 @@ use hyper::body::Incoming;
 pub use error::ProxyError;
 pub use forward::Upstreams;
 
-use crate::api::{AuthMode, LoadedApi};
+use tokio::time::Instant;
+
+use crate::api::{ApiDefinition, AuthMode, LoadedApi};
 use crate::app::Gateway;
 use crate::http::{Body, Handler};
+use crate::metrics::{RequestRecord, UNMATCHED};
 use crate::oauth::Endpoint;
 
 /// The data-plane request handler.
 pub struct DataPlane {
     gateway: Arc<Gateway>,
+}
+
+/// What a request revealed on its way, for metrics.
+#[derive(Debug, Default)]
+struct Seen {
+    client_id: Option<String>,
+    upstream: Option<std::time::Duration>,
 }
 
 // === impl DataPlane ===
@@ -33,6 +43,7 @@ impl DataPlane {
     }
 
     async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
         let snapshot = self.gateway.registry.snapshot();
         let host = request
             .headers()
@@ -45,7 +56,9 @@ impl DataPlane {
             return ProxyError::DotSegments.into_response();
         }
         let Some((api, rest)) = snapshot.find(host.as_deref(), &path) else {
-            return ProxyError::NoApi.into_response();
+            let response = ProxyError::NoApi.into_response();
+            self.record(UNMATCHED, &Seen::default(), &response, started);
+            return response;
         };
         let api = api.clone();
         let rest = rest.to_string();
@@ -55,13 +68,26 @@ impl DataPlane {
                 return self.oauth_endpoint(&api, endpoint, request).await;
             }
         }
-        match self.protected(&api, rest, request, peer).await {
+        let mut seen = Seen::default();
+        let response = match self.protected(&api, rest, request, peer, &mut seen).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(api.id = %api.definition.id, %error, "request refused");
                 error.into_response()
             }
-        }
+        };
+        self.record(&api.definition.id, &seen, &response, started);
+        response
+    }
+
+    fn record(&self, api_id: &str, seen: &Seen, response: &Response<Body>, started: Instant) {
+        self.gateway.metrics.request(&RequestRecord {
+            api_id,
+            client_id: seen.client_id.as_deref(),
+            status: response.status().as_u16(),
+            total: started.elapsed(),
+            upstream: seen.upstream,
+        });
     }
 
     async fn oauth_endpoint(
@@ -89,24 +115,31 @@ impl DataPlane {
         rest: String,
         mut request: Request<Incoming>,
         peer: SocketAddr,
+        seen: &mut Seen,
     ) -> Result<Response<Body>, ProxyError> {
         let definition = &api.definition;
         let mut quota = None;
         if definition.auth != AuthMode::Keyless {
             let (session, hash) = auth::authenticate(&self.gateway, definition, &request).await?;
+            seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
             let method = request.method().as_str();
             let admission =
                 limits::admit(&self.gateway, definition, &session, &hash, method, &rest)?;
-            quota = limits::count(&self.gateway, &admission).await?;
+            quota = limits::count(&self.gateway, &admission)
+                .await
+                .inspect_err(|error| self.count_rejection(definition, seen, error))?;
             if definition.strip_auth_data {
                 auth::strip_credential(&definition.credential, &mut request);
             }
         }
-        let mut response = self
+        let upstream_started = Instant::now();
+        let forwarded = self
             .gateway
             .upstreams
             .forward(definition, &rest, request, peer)
-            .await?;
+            .await;
+        seen.upstream = Some(upstream_started.elapsed());
+        let mut response = forwarded?;
         if let Some(quota) = quota {
             quota.apply(response.headers_mut());
         }
@@ -134,6 +167,22 @@ fn has_dot_segments(path: &str) -> bool {
     decoded
         .split(['/', '\\'])
         .any(|segment| segment == "." || segment == "..")
+}
+
+// === impl DataPlane: metrics ===
+
+impl DataPlane {
+    fn count_rejection(&self, api: &ApiDefinition, seen: &Seen, error: &ProxyError) {
+        let reason = match error {
+            ProxyError::RateLimited { .. } => "rate",
+            ProxyError::QuotaExceeded { .. } => "quota",
+            _ => return,
+        };
+        let client = seen.client_id.as_deref();
+        self.gateway
+            .metrics
+            .limit_rejection(&api.id, client, reason);
+    }
 }
 
 impl Handler for DataPlane {

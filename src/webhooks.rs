@@ -19,6 +19,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
 
+use crate::metrics::Metrics;
+
 /// Deliveries in flight at once; more wait for a slot.
 const MAX_CONCURRENT_DELIVERIES: usize = 32;
 
@@ -56,9 +58,10 @@ struct Job {
 }
 
 /// The sending side; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Notifier {
     queue: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 // === impl Settings ===
@@ -78,10 +81,10 @@ impl Default for Settings {
 
 impl Notifier {
     /// Starts the delivery worker on the current runtime.
-    pub fn start(settings: Settings) -> Self {
+    pub fn start(settings: Settings, metrics: Arc<Metrics>) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
-        tokio::spawn(run_worker(jobs, Arc::new(settings)));
-        Self { queue }
+        tokio::spawn(run_worker(jobs, Arc::new(settings), metrics.clone()));
+        Self { queue, metrics }
     }
 
     /// Queues a notification; never waits.
@@ -96,14 +99,13 @@ impl Notifier {
             body: Bytes::from(body),
         };
         if self.queue.try_send(job).is_err() {
-            metrics::counter!("tollgate_webhook_deliveries_total", "outcome" => "dropped")
-                .increment(1);
+            self.metrics.webhook_delivery("dropped");
             warn!(api.id = %api_id, "token notification dropped: queue full");
         }
     }
 }
 
-async fn run_worker(mut jobs: mpsc::Receiver<Job>, settings: Arc<Settings>) {
+async fn run_worker(mut jobs: mpsc::Receiver<Job>, settings: Arc<Settings>, metrics: Arc<Metrics>) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_DELIVERIES));
@@ -113,34 +115,37 @@ async fn run_worker(mut jobs: mpsc::Receiver<Job>, settings: Arc<Settings>) {
         };
         let client = client.clone();
         let settings = settings.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            deliver(&client, &job, &settings).await;
+            deliver(&client, &job, &settings, &metrics).await;
             drop(slot);
         });
     }
 }
 
 /// Sends one notification until a 2xx answer or the attempt cap.
-async fn deliver(client: &Client<HttpConnector, Full<Bytes>>, job: &Job, settings: &Settings) {
+async fn deliver(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    job: &Job,
+    settings: &Settings,
+    metrics: &Metrics,
+) {
     let mut wait = settings.retry_base;
     for attempt in 1..=settings.max_attempts {
         match attempt_once(client, job, settings.timeout).await {
             Ok(()) => {
-                metrics::counter!("tollgate_webhook_deliveries_total", "outcome" => "delivered")
-                    .increment(1);
+                metrics.webhook_delivery("delivered");
                 debug!(api.id = %job.api_id, webhook.attempt = attempt, "notification delivered");
                 return;
             }
             Err(reason) if attempt == settings.max_attempts => {
-                metrics::counter!("tollgate_webhook_deliveries_total", "outcome" => "failed")
-                    .increment(1);
+                metrics.webhook_delivery("failed");
                 warn!(api.id = %job.api_id, webhook.attempt = attempt, %reason,
                     "token notification abandoned");
                 return;
             }
             Err(reason) => {
-                metrics::counter!("tollgate_webhook_deliveries_total", "outcome" => "retried")
-                    .increment(1);
+                metrics.webhook_delivery("retried");
                 debug!(api.id = %job.api_id, webhook.attempt = attempt, %reason,
                     "notification attempt failed");
                 tokio::time::sleep(wait).await;

@@ -144,3 +144,13 @@ pub(crate) async fn hello(gateway: &Gateway) -> Response<Body> {
     };
     web::json(code, &body)
 }
+
+/// `GET /metrics`: the Prometheus text format.
+pub(crate) fn metrics(gateway: &Gateway) -> Response<Body> {
+    let mut response = Response::new(web::full(gateway.metrics.render()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

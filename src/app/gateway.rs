@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::api::Registry;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::oauth::{OAuthServer, Settings};
 use crate::policy::Policies;
 use crate::proxy::Upstreams;
@@ -18,6 +19,7 @@ use super::StartError;
 /// the pooled upstream client.
 pub struct Gateway {
     pub config: Config,
+    pub metrics: Arc<Metrics>,
     pub registry: Registry,
     pub policies: Policies,
     pub oauth: OAuthServer,
@@ -29,18 +31,21 @@ pub struct Gateway {
 impl Gateway {
     pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
         let store = Store::connect(&store_config(&config)).await?;
+        let metrics = Metrics::new(true);
         let sessions = Arc::new(SessionCache::new(config.session_cache_ttl));
-        let cluster = Cluster::start(store.clone(), config.node_secret.as_ref());
+        let cluster = Cluster::start(store.clone(), config.node_secret.as_ref(), metrics.clone());
         let oauth = OAuthServer {
             store,
             settings: oauth_settings(&config),
             sessions,
             cluster,
-            notifier: Notifier::start(webhook_settings(&config)),
+            notifier: Notifier::start(webhook_settings(&config), metrics.clone()),
+            metrics: metrics.clone(),
         };
         Ok(Self {
             upstreams: Upstreams::new(config.proxy.upstream_timeout),
             registry: Registry::default(),
+            metrics,
             policies: Policies::default(),
             oauth,
             config,

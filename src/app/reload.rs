@@ -22,6 +22,15 @@ impl Gateway {
     /// Fails when Redis cannot be read or the policy path is unreadable;
     /// the previous snapshot then stays in place.
     pub async fn reload(&self) -> Result<(), StartError> {
+        let started = tokio::time::Instant::now();
+        let loaded = self.load().await;
+        let count = self.registry.snapshot().len();
+        self.metrics
+            .reload(loaded.is_ok(), started.elapsed(), count);
+        loaded
+    }
+
+    async fn load(&self) -> Result<(), StartError> {
         let policies = self.load_policies().await?;
         let apis = self.load_apis().await?;
         info!(

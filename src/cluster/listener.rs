@@ -57,7 +57,7 @@ fn receive(gateway: &Gateway, reloads: &Resync, bytes: &[u8]) {
     let (origin, counter, event) = match Envelope::open(bytes, cluster.key()) {
         Ok(opened) => opened,
         Err(error) => {
-            metrics::counter!("tollgate_cluster_events_rejected_total").increment(1);
+            cluster.metrics().cluster_event("rejected");
             warn!(%error, "cluster message dropped");
             return;
         }
@@ -65,7 +65,7 @@ fn receive(gateway: &Gateway, reloads: &Resync, bytes: &[u8]) {
     if origin == cluster.node_id() {
         return;
     }
-    metrics::counter!("tollgate_cluster_events_received_total").increment(1);
+    cluster.metrics().cluster_event("received");
     apply(gateway, reloads, event);
     if !cluster.advance(counter) {
         // An event before this one was lost.

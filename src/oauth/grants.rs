@@ -28,6 +28,7 @@ impl OAuthServer {
             Ok(issued) => issued.into_response(),
             Err(error) => {
                 tracing::debug!(api.id = %api.id, error = error.code.as_str(), "token refused");
+                self.metrics.token_error(&api.id, error.code.as_str());
                 error.into_response(self.settings.error_status)
             }
         };
@@ -66,6 +67,8 @@ impl OAuthServer {
             GrantType::RefreshToken => self.refresh(api, &client, &params).await,
         }?;
         self.announce(api, oauth, grant, &params, &issued);
+        self.metrics
+            .token_issued(&api.id, &client.client_id, grant.as_str());
         Ok(issued)
     }
 
