@@ -3,6 +3,7 @@
 
 mod gateway;
 mod reload;
+mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tracing::info;
 pub use gateway::Gateway;
 
 use crate::admin::ControlPlane;
+use crate::cluster::ReloadRequests;
 use crate::config::Config;
 use crate::http;
 use crate::proxy::DataPlane;
@@ -32,6 +34,9 @@ pub enum StartError {
 /// A node ready to serve.
 pub struct App {
     gateway: Arc<Gateway>,
+    reloads: Arc<ReloadRequests>,
+    /// Reloads on file changes while it lives.
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 // === impl App ===
@@ -46,9 +51,14 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let gateway = Arc::new(Gateway::connect(config).await?);
         gateway.reload().await?;
-        crate::cluster::listen(gateway.clone()).await?;
+        let reloads = crate::cluster::listen(gateway.clone()).await?;
+        let watcher = watch::watch_definitions(&gateway.config, reloads.clone());
         tokio::spawn(metrics_upkeep(gateway.clone()));
-        Ok(Self { gateway })
+        Ok(Self {
+            gateway,
+            reloads,
+            _watcher: watcher,
+        })
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -72,6 +82,7 @@ impl App {
 
         let data_plane = Arc::new(DataPlane::new(self.gateway.clone()));
         let control_plane = Arc::new(ControlPlane::new(self.gateway.clone()));
+        tokio::spawn(reload_on_hangup(self.reloads.clone()));
         let data_task = tokio::spawn(http::serve(data, data_plane, wait(stopped.clone())));
         let control_task = tokio::spawn(http::serve(control, control_plane, wait(stopped)));
 
@@ -82,6 +93,23 @@ impl App {
         self.gateway.oauth.store.close().await;
         info!("stopped");
     }
+}
+
+/// `SIGHUP` reloads definitions and policies, as operators expect.
+async fn reload_on_hangup(reloads: Arc<ReloadRequests>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!("SIGHUP: reloading");
+            reloads.request(false);
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloads);
 }
 
 /// Histogram upkeep of the metrics recorder.

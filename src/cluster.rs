@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 pub use envelope::{Envelope, EnvelopeError};
-pub use listener::listen;
+pub use listener::{listen, ReloadRequests};
 
 use crate::config::Secret;
 use crate::metrics::Metrics;

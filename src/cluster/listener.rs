@@ -25,18 +25,21 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
 /// # Errors
 ///
 /// Fails when the subscription cannot be set up.
-pub async fn listen(gateway: Arc<Gateway>) -> Result<(), crate::storage::StorageError> {
+pub async fn listen(
+    gateway: Arc<Gateway>,
+) -> Result<Arc<ReloadRequests>, crate::storage::StorageError> {
     let store = gateway.store().clone();
     gateway
         .oauth
         .cluster
         .caught_up(store.change_counter().await?);
     let mut events = store.subscribe(&store.channel(CHANNEL)).await?;
-    let reloads = Arc::new(Resync::default());
+    let reloads = Arc::new(ReloadRequests::default());
     tokio::spawn(reload_loop(gateway.clone(), reloads.clone()));
     tokio::spawn(resync_timer(gateway.clone(), reloads.clone()));
 
     let span = tracing::info_span!("cluster");
+    let requests = reloads.clone();
     tokio::spawn(
         async move {
             while let Some(event) = events.recv().await {
@@ -49,10 +52,10 @@ pub async fn listen(gateway: Arc<Gateway>) -> Result<(), crate::storage::Storage
         }
         .instrument(span),
     );
-    Ok(())
+    Ok(requests)
 }
 
-fn receive(gateway: &Gateway, reloads: &Resync, bytes: &[u8]) {
+fn receive(gateway: &Gateway, reloads: &ReloadRequests, bytes: &[u8]) {
     let cluster = &gateway.oauth.cluster;
     let (origin, counter, event) = match Envelope::open(bytes, cluster.key()) {
         Ok(opened) => opened,
@@ -73,7 +76,7 @@ fn receive(gateway: &Gateway, reloads: &Resync, bytes: &[u8]) {
     }
 }
 
-fn apply(gateway: &Gateway, reloads: &Resync, event: Event) {
+fn apply(gateway: &Gateway, reloads: &ReloadRequests, event: Event) {
     let sessions = &gateway.oauth.sessions;
     match event {
         Event::TokensRevoked { hashes } => {
@@ -87,15 +90,16 @@ fn apply(gateway: &Gateway, reloads: &Resync, event: Event) {
 }
 
 /// Pending work for the reload task: a reload, and whether the session
-/// cache must be cleared too (a full resync).
+/// cache must be cleared too (a full resync). Anything that wants a reload
+/// (cluster events, file changes, `SIGHUP`) asks here.
 #[derive(Debug, Default)]
-struct Resync {
+pub struct ReloadRequests {
     wake: Notify,
     clear_sessions: AtomicBool,
 }
 
-impl Resync {
-    fn request(&self, clear_sessions: bool) {
+impl ReloadRequests {
+    pub fn request(&self, clear_sessions: bool) {
         if clear_sessions {
             self.clear_sessions.store(true, Ordering::Release);
         }
@@ -105,7 +109,7 @@ impl Resync {
 
 /// Serves reload requests one at a time; a burst of requests within the
 /// coalescing window costs one reload.
-async fn reload_loop(gateway: Arc<Gateway>, resync: Arc<Resync>) {
+async fn reload_loop(gateway: Arc<Gateway>, resync: Arc<ReloadRequests>) {
     loop {
         resync.wake.notified().await;
         tokio::time::sleep(RELOAD_COALESCE).await;
@@ -126,7 +130,7 @@ async fn reload_loop(gateway: Arc<Gateway>, resync: Arc<Resync>) {
 
 /// Compares the change counter in Redis with this node's, so a node whose
 /// subscription silently missed events still converges.
-async fn resync_timer(gateway: Arc<Gateway>, resync: Arc<Resync>) {
+async fn resync_timer(gateway: Arc<Gateway>, resync: Arc<ReloadRequests>) {
     let mut ticks = tokio::time::interval(RESYNC_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
