@@ -91,13 +91,18 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
     Ok(respond::action(id, "deleted"))
 }
 
+/// Reloads this node only.
+pub(super) async fn reload_here(gateway: &crate::app::Gateway) -> Result<(), AdminError> {
+    gateway.reload().await.map_err(|error| {
+        tracing::warn!(%error, "reload failed");
+        AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed")
+    })
+}
+
 /// Reloads this node at once and tells the others to.
 pub(super) async fn reload(gateway: &crate::app::Gateway, event: Event) -> Result<(), AdminError> {
     gateway.oauth.cluster.publish(&event);
-    gateway.reload().await.map_err(|error| {
-        tracing::warn!(%error, "reload after a change failed");
-        AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed")
-    })
+    reload_here(gateway).await
 }
 
 /// Tyk OAS documents may be posted as YAML; everything else is JSON.

@@ -51,7 +51,16 @@ pub(super) async fn create(
 ) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     let request: ClientRequest = respond::json_body(call).await?;
-    let api_ids = target_apis(gateway, path_api.or(request.api_id.clone()), &request)?;
+    let api_id = path_api.or(request.api_id.clone());
+    let api_ids = match target_apis(gateway, api_id.clone(), &request) {
+        Ok(api_ids) => api_ids,
+        Err(_) => {
+            // The API or policy may have been created through another node a
+            // moment ago, before this node heard of it: look again.
+            super::apis::reload_here(gateway).await?;
+            target_apis(gateway, api_id, &request)?
+        }
+    };
     let client_id = request
         .client_id
         .clone()

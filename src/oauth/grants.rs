@@ -239,6 +239,7 @@ impl OAuthServer {
     pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
         let marker_ttl = self.settings.refresh_ttl.as_millis() as u64;
         if let Some(grant) = self.store.revoke_grant(grant_id, marker_ttl).await? {
+            self.metrics.revocation("grant");
             self.forget_tokens(vec![grant.access_hash]);
         }
         Ok(())

@@ -80,6 +80,7 @@ impl OAuthServer {
                 return Ok(false);
             }
             self.store.revoke_access(&hash).await?;
+            self.metrics.revocation("token");
             self.forget_tokens(vec![hash]);
             return Ok(true);
         }
@@ -100,6 +101,7 @@ impl OAuthServer {
         self.store
             .revoke_client_tokens(&client.api_id, &client.client_id, marker_ttl)
             .await?;
+        self.metrics.revocation("client");
         self.forget_client(&client.api_id, &client.client_id);
         Ok(())
     }
