@@ -8,7 +8,10 @@ mod watch;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tracing::info;
 
 pub use gateway::Gateway;
@@ -73,23 +76,33 @@ impl App {
         control: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stopped| *stopped).await;
-        };
+        let (stop_data, data_stopped) = oneshot::channel::<()>();
+        let (stop_control, control_stopped) = oneshot::channel::<()>();
         log_listener("data plane", &data);
         log_listener("control plane", &control);
 
+        let drain = self.gateway.config.drain_timeout;
         let data_plane = Arc::new(DataPlane::new(self.gateway.clone()));
         let control_plane = Arc::new(ControlPlane::new(self.gateway.clone()));
         tokio::spawn(reload_on_hangup(self.reloads.clone()));
-        let data_task = tokio::spawn(http::serve(data, data_plane, wait(stopped.clone())));
-        let control_task = tokio::spawn(http::serve(control, control_plane, wait(stopped)));
+        let data_task = tokio::spawn(http::serve(data, data_plane, stopped(data_stopped), drain));
+        let control_task = tokio::spawn(http::serve(
+            control,
+            control_plane,
+            stopped(control_stopped),
+            Duration::from_secs(1),
+        ));
 
         shutdown.await;
-        info!("shutting down");
-        let _ = stop.send(true);
-        let _ = tokio::join!(data_task, control_task);
+        // The data plane stops accepting and drains. Meanwhile the control
+        // plane still answers, `/hello` with 503, so a load balancer or a
+        // readiness probe sees the node leave rather than time out.
+        info!(drain_timeout = ?drain, "draining");
+        self.gateway.start_draining();
+        let _ = stop_data.send(());
+        let _ = data_task.await;
+        let _ = stop_control.send(());
+        let _ = control_task.await;
         self.gateway.oauth.store.close().await;
         info!("stopped");
     }
@@ -119,6 +132,10 @@ async fn metrics_upkeep(gateway: Arc<Gateway>) {
         ticks.tick().await;
         gateway.metrics.upkeep();
     }
+}
+
+async fn stopped(signal: oneshot::Receiver<()>) {
+    let _ = signal.await;
 }
 
 fn log_listener(name: &str, listener: &TcpListener) {

@@ -45,6 +45,13 @@ pub const DEFAULT_WEBHOOK_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_WEBHOOK_RETRY_BASE: Duration = Duration::from_millis(1000);
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_METRICS_CLIENT_LABEL: bool = true;
+pub const DEFAULT_ANALYTICS_ENABLED: bool = false;
+pub const DEFAULT_ANALYTICS_LIST_KEY: &str = "analytics";
+pub const DEFAULT_ANALYTICS_BATCH_SIZE: usize = 100;
+pub const DEFAULT_ANALYTICS_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+pub const DEFAULT_ANALYTICS_QUEUE_CAPACITY: usize = 10_000;
 
 /// The node's configuration, validated: every field holds a usable value.
 #[derive(Debug, Clone)]
@@ -67,7 +74,12 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// How long a node caches a session read from Redis. Zero disables it.
     pub session_cache_ttl: Duration,
+    /// On SIGTERM, how long requests in flight may take to finish before
+    /// the node exits.
+    pub drain_timeout: Duration,
     pub webhooks: WebhookConfig,
+    pub metrics: MetricsConfig,
+    pub analytics: AnalyticsConfig,
     pub log: LogConfig,
     /// `TOLLGATE_*` variables that match no key, sorted; names only. They
     /// are ignored; the caller should log them as a warning.
@@ -128,6 +140,31 @@ pub struct WebhookConfig {
     pub retry_base: Duration,
     /// Longest one delivery attempt may take.
     pub timeout: Duration,
+}
+
+/// Labels of the Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Label request and token metrics with the OAuth client id. `false`:
+    /// the fixed value `none` everywhere, for deployments with very many
+    /// clients.
+    pub client_label: bool,
+}
+
+/// Analytics records pushed to a Redis list for Tyk Pump, one per proxied
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsConfig {
+    pub enabled: bool,
+    /// The Redis list, after `redis.key_prefix`. Not empty, no whitespace.
+    pub list_key: String,
+    /// Records pushed per `RPUSH`.
+    pub batch_size: usize,
+    /// Longest a record waits before it is pushed.
+    pub flush_interval: Duration,
+    /// Records waiting to be pushed; beyond it new ones are dropped and
+    /// counted.
+    pub queue_capacity: usize,
 }
 
 /// Logging. See `telemetry::init_tracing`.
@@ -247,6 +284,7 @@ impl Config {
         };
         let oauth = &self.oauth;
         let webhooks = &self.webhooks;
+        let analytics = &self.analytics;
         vec![
             ("listen", self.listen.to_string()),
             ("control_listen", self.control_listen.to_string()),
@@ -279,6 +317,7 @@ impl Config {
                 self.proxy.max_body_bytes.to_string(),
             ),
             ("cache.session_cache_ttl", secs(self.session_cache_ttl)),
+            ("drain_timeout", secs(self.drain_timeout)),
             (
                 "webhooks.queue_capacity",
                 webhooks.queue_capacity.to_string(),
@@ -289,6 +328,21 @@ impl Config {
                 format!("{}ms", webhooks.retry_base.as_millis()),
             ),
             ("webhooks.timeout", secs(webhooks.timeout)),
+            (
+                "metrics.client_label",
+                self.metrics.client_label.to_string(),
+            ),
+            ("analytics.enabled", analytics.enabled.to_string()),
+            ("analytics.list_key", format!("{:?}", analytics.list_key)),
+            ("analytics.batch_size", analytics.batch_size.to_string()),
+            (
+                "analytics.flush_interval",
+                format!("{}ms", analytics.flush_interval.as_millis()),
+            ),
+            (
+                "analytics.queue_capacity",
+                analytics.queue_capacity.to_string(),
+            ),
             (
                 "log.level",
                 self.log.filter.clone().unwrap_or(self.log.level.clone()),
@@ -331,7 +385,10 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             proxy: ProxyConfig::default(),
             session_cache_ttl: DEFAULT_SESSION_CACHE_TTL,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             webhooks: WebhookConfig::default(),
+            metrics: MetricsConfig::default(),
+            analytics: AnalyticsConfig::default(),
             log: LogConfig::default(),
             unknown_env: Vec::new(),
         }
@@ -406,6 +463,30 @@ impl Default for WebhookConfig {
             max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
             retry_base: DEFAULT_WEBHOOK_RETRY_BASE,
             timeout: DEFAULT_WEBHOOK_TIMEOUT,
+        }
+    }
+}
+
+// === impl MetricsConfig ===
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            client_label: DEFAULT_METRICS_CLIENT_LABEL,
+        }
+    }
+}
+
+// === impl AnalyticsConfig ===
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: DEFAULT_ANALYTICS_ENABLED,
+            list_key: DEFAULT_ANALYTICS_LIST_KEY.to_owned(),
+            batch_size: DEFAULT_ANALYTICS_BATCH_SIZE,
+            flush_interval: DEFAULT_ANALYTICS_FLUSH_INTERVAL,
+            queue_capacity: DEFAULT_ANALYTICS_QUEUE_CAPACITY,
         }
     }
 }

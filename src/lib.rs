@@ -2,6 +2,7 @@
 //! server whose state lives in Redis.
 
 pub mod admin;
+pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod cli;

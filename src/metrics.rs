@@ -41,6 +41,7 @@ const RELOADS: &str = "tollgate_reloads_total";
 const RELOAD_DURATION: &str = "tollgate_reload_duration_seconds";
 const APIS_LOADED: &str = "tollgate_apis_loaded";
 const WEBHOOK_DELIVERIES: &str = "tollgate_webhook_deliveries_total";
+const ANALYTICS_RECORDS: &str = "tollgate_analytics_records_total";
 
 /// (name, unit, help) of every metric.
 const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
@@ -99,6 +100,11 @@ const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         WEBHOOK_DELIVERIES,
         Unit::Count,
         "Token notification deliveries by outcome.",
+    ),
+    (
+        ANALYTICS_RECORDS,
+        Unit::Count,
+        "Analytics records pushed to Redis or dropped.",
     ),
 ];
 
@@ -225,6 +231,16 @@ impl Metrics {
     pub fn webhook_delivery(&self, outcome: &'static str) {
         self.counter(WEBHOOK_DELIVERIES, &[("outcome", outcome)])
             .increment(1);
+    }
+
+    pub fn analytics_pushed(&self, count: u64) {
+        self.counter(ANALYTICS_RECORDS, &[("outcome", "pushed")])
+            .increment(count);
+    }
+
+    pub fn analytics_dropped(&self, count: u64) {
+        self.counter(ANALYTICS_RECORDS, &[("outcome", "dropped")])
+            .increment(count);
     }
 
     fn client_label<'a>(&self, client_id: Option<&'a str>) -> &'a str {

@@ -5,6 +5,9 @@ mod auth;
 mod error;
 mod forward;
 mod limits;
+mod record;
+
+use record::Seen;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,13 +29,6 @@ use crate::oauth::Endpoint;
 /// The data-plane request handler.
 pub struct DataPlane {
     gateway: Arc<Gateway>,
-}
-
-/// What a request revealed on its way, for metrics.
-#[derive(Debug, Default)]
-struct Seen {
-    client_id: Option<String>,
-    upstream: Option<std::time::Duration>,
 }
 
 // === impl DataPlane ===
@@ -68,6 +64,11 @@ impl DataPlane {
                 return self.oauth_endpoint(&api, endpoint, request).await;
             }
         }
+        let facts = self
+            .gateway
+            .analytics
+            .is_on()
+            .then(|| record::facts(&request, peer));
         let mut seen = Seen::default();
         let response = match self.protected(&api, rest, request, peer, &mut seen).await {
             Ok(response) => response,
@@ -77,6 +78,11 @@ impl DataPlane {
             }
         };
         self.record(&api.definition.id, &seen, &response, started);
+        if let Some(facts) = facts {
+            let status = response.status().as_u16();
+            let record = record::analytics(&api.definition, &seen, facts, status, started);
+            self.gateway.analytics.record(record);
+        }
         response
     }
 
@@ -122,6 +128,7 @@ impl DataPlane {
         if definition.auth != AuthMode::Keyless {
             let (session, hash) = auth::authenticate(&self.gateway, definition, &request).await?;
             seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
+            seen.token_hash = Some(hash.clone());
             let method = request.method().as_str();
             let admission =
                 limits::admit(&self.gateway, definition, &session, &hash, method, &rest)?;

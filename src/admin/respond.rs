@@ -120,24 +120,27 @@ pub(crate) async fn form(call: Call<'_>) -> Result<Params, AdminError> {
     Ok(params)
 }
 
-/// `GET /hello`: 200 while Redis answers, 503 otherwise.
+/// `GET /hello`: 200 while Redis answers and the node is not draining,
+/// 503 otherwise.
 pub(crate) async fn hello(gateway: &Gateway) -> Response<Body> {
     let started = tokio::time::Instant::now();
     let redis_ok = gateway.store().ping().await.is_ok();
-    let status = if redis_ok { "pass" } else { "fail" };
+    let redis_status = if redis_ok { "pass" } else { "fail" };
+    let draining = gateway.is_draining();
+    let status = if draining { "draining" } else { redis_status };
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "description": "tollgate",
         "details": {
             "redis": {
-                "status": status,
+                "status": redis_status,
                 "componentType": "datastore",
                 "time_ms": started.elapsed().as_millis() as u64,
             }
         }
     });
-    let code = if redis_ok {
+    let code = if redis_ok && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

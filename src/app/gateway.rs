@@ -1,7 +1,9 @@
 //! The state every request handler shares.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::analytics::{self, Analytics};
 use crate::api::Registry;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -24,6 +26,9 @@ pub struct Gateway {
     pub policies: Policies,
     pub oauth: OAuthServer,
     pub upstreams: Upstreams,
+    pub analytics: Analytics,
+    /// Set once shutdown begins; `/hello` then answers 503.
+    draining: AtomicBool,
 }
 
 // === impl Gateway ===
@@ -31,7 +36,8 @@ pub struct Gateway {
 impl Gateway {
     pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
         let store = Store::connect(&store_config(&config)).await?;
-        let metrics = Metrics::new(true);
+        let metrics = Metrics::new(config.metrics.client_label);
+        let analytics = start_analytics(&config, &store, &metrics);
         let sessions = Arc::new(SessionCache::new(config.session_cache_ttl));
         let cluster = Cluster::start(store.clone(), config.node_secret.as_ref(), metrics.clone());
         let oauth = OAuthServer {
@@ -45,6 +51,8 @@ impl Gateway {
         Ok(Self {
             upstreams: Upstreams::new(config.proxy.upstream_timeout),
             registry: Registry::default(),
+            analytics,
+            draining: AtomicBool::new(false),
             metrics,
             policies: Policies::default(),
             oauth,
@@ -54,6 +62,14 @@ impl Gateway {
 
     pub fn store(&self) -> &Store {
         &self.oauth.store
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 }
 
@@ -66,6 +82,20 @@ fn store_config(config: &Config) -> StoreConfig {
         connect_timeout: redis.connect_timeout,
         command_timeout: redis.connect_timeout,
     }
+}
+
+fn start_analytics(config: &Config, store: &Store, metrics: &Arc<Metrics>) -> Analytics {
+    let settings = &config.analytics;
+    if !settings.enabled {
+        return Analytics::off(metrics.clone());
+    }
+    let settings = analytics::Settings {
+        list_key: settings.list_key.clone(),
+        batch_size: settings.batch_size,
+        flush_interval: settings.flush_interval,
+        queue_capacity: settings.queue_capacity,
+    };
+    Analytics::start(store.clone(), settings, metrics.clone())
 }
 
 fn webhook_settings(config: &Config) -> webhooks::Settings {

@@ -9,7 +9,16 @@ use toml::{Table, Value};
 use super::{ConfigError, ENV_CONFIG, ENV_LOG, ENV_PREFIX};
 
 /// Sections of the file; every other top-level key is a plain key.
-pub(super) const SECTIONS: &[&str] = &["redis", "oauth", "proxy", "cache", "webhooks", "log"];
+pub(super) const SECTIONS: &[&str] = &[
+    "redis",
+    "oauth",
+    "proxy",
+    "cache",
+    "webhooks",
+    "metrics",
+    "analytics",
+    "log",
+];
 
 /// `TOLLGATE_*` variables that are read elsewhere and are not keys.
 const NON_KEY_VARS: &[&str] = &[ENV_CONFIG, ENV_LOG];
@@ -26,6 +35,7 @@ pub(super) const KEYS: &[Key] = &[
     Key::top("node_secret_file", "TOLLGATE_NODE_SECRET_FILE", Kind::Str).pair("node_secret"),
     Key::top("app_path", "TOLLGATE_APP_PATH", Kind::Str),
     Key::top("policy_path", "TOLLGATE_POLICY_PATH", Kind::Str),
+    Key::top("drain_timeout_seconds", "TOLLGATE_DRAIN_TIMEOUT_SECONDS", Kind::Int),
     Key::new("redis", "url", "TOLLGATE_REDIS_URL", Kind::Str).pair("url_file"),
     Key::new("redis", "url_file", "TOLLGATE_REDIS_URL_FILE", Kind::Str).pair("url"),
     Key::new("redis", "password_file", "TOLLGATE_REDIS_PASSWORD_FILE", Kind::Str),
@@ -52,6 +62,13 @@ pub(super) const KEYS: &[Key] = &[
     Key::new("webhooks", "max_attempts", "TOLLGATE_WEBHOOKS_MAX_ATTEMPTS", Kind::Int),
     Key::new("webhooks", "retry_base_ms", "TOLLGATE_WEBHOOKS_RETRY_BASE_MS", Kind::Int),
     Key::new("webhooks", "timeout_seconds", "TOLLGATE_WEBHOOKS_TIMEOUT_SECONDS", Kind::Int),
+    Key::new("metrics", "client_label", "TOLLGATE_METRICS_CLIENT_LABEL", Kind::Bool),
+    Key::new("analytics", "enabled", "TOLLGATE_ANALYTICS_ENABLED", Kind::Bool),
+    Key::new("analytics", "list_key", "TOLLGATE_ANALYTICS_LIST_KEY", Kind::Str),
+    Key::new("analytics", "batch_size", "TOLLGATE_ANALYTICS_BATCH_SIZE", Kind::Int),
+    Key::new("analytics", "flush_interval_ms",
+        "TOLLGATE_ANALYTICS_FLUSH_INTERVAL_MS", Kind::Int),
+    Key::new("analytics", "queue_capacity", "TOLLGATE_ANALYTICS_QUEUE_CAPACITY", Kind::Int),
     Key::new("log", "level", "TOLLGATE_LOG_LEVEL", Kind::Str),
     Key::new("log", "format", "TOLLGATE_LOG_FORMAT", Kind::Str),
 ];

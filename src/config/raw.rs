@@ -14,9 +14,12 @@ use tracing_subscriber::filter::{Directive, LevelFilter};
 
 use super::redis_url::RedisUrl;
 use super::{
-    Config, ConfigError, LogConfig, LogFormat, OAuthConfig, ProxyConfig, RedisConfig, Secret,
-    WebhookConfig, DEFAULT_CODE_EXPIRE, DEFAULT_CONTROL_LISTEN, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_REDIRECT_URI_SEPARATOR, DEFAULT_REDIS_CONNECT_TIMEOUT,
+    AnalyticsConfig, Config, ConfigError, LogConfig, LogFormat, MetricsConfig, OAuthConfig,
+    ProxyConfig, RedisConfig, Secret, WebhookConfig, DEFAULT_ANALYTICS_BATCH_SIZE,
+    DEFAULT_ANALYTICS_ENABLED, DEFAULT_ANALYTICS_FLUSH_INTERVAL, DEFAULT_ANALYTICS_LIST_KEY,
+    DEFAULT_ANALYTICS_QUEUE_CAPACITY, DEFAULT_CODE_EXPIRE, DEFAULT_CONTROL_LISTEN,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_METRICS_CLIENT_LABEL, DEFAULT_REDIRECT_URI_SEPARATOR, DEFAULT_REDIS_CONNECT_TIMEOUT,
     DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_POOL_SIZE, DEFAULT_REDIS_URL,
     DEFAULT_REFRESH_TOKEN_EXPIRE, DEFAULT_SESSION_CACHE_TTL, DEFAULT_TOKEN_EXPIRE,
     DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WEBHOOK_MAX_ATTEMPTS, DEFAULT_WEBHOOK_QUEUE_CAPACITY,
@@ -39,6 +42,13 @@ const MAX_WEBHOOK_ATTEMPTS: u32 = 20;
 /// Ten minutes.
 const MAX_WEBHOOK_RETRY_BASE_MS: u64 = 600_000;
 const MAX_WEBHOOK_TIMEOUT_SECONDS: u64 = 300;
+/// One hour.
+const MAX_DRAIN_TIMEOUT_SECONDS: u64 = 60 * 60;
+const MAX_ANALYTICS_BATCH_SIZE: usize = 10_000;
+const MIN_ANALYTICS_FLUSH_INTERVAL_MS: u64 = 10;
+/// One minute.
+const MAX_ANALYTICS_FLUSH_INTERVAL_MS: u64 = 60_000;
+const MAX_ANALYTICS_QUEUE_CAPACITY: usize = 1_000_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,11 +61,14 @@ pub(super) struct RawConfig {
     node_secret_file: Option<PathBuf>,
     app_path: Option<PathBuf>,
     policy_path: Option<PathBuf>,
+    drain_timeout_seconds: Option<i64>,
     redis: RawRedis,
     oauth: RawOAuth,
     proxy: RawProxy,
     cache: RawCache,
     webhooks: RawWebhooks,
+    metrics: RawMetrics,
+    analytics: RawAnalytics,
     log: RawLog,
 }
 
@@ -105,6 +118,22 @@ struct RawWebhooks {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+struct RawMetrics {
+    client_label: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAnalytics {
+    enabled: Option<bool>,
+    list_key: Option<String>,
+    batch_size: Option<i64>,
+    flush_interval_ms: Option<i64>,
+    queue_capacity: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct RawLog {
     level: Option<String>,
     format: Option<String>,
@@ -143,7 +172,15 @@ impl RawConfig {
                 DEFAULT_SESSION_CACHE_TTL,
                 0..=MAX_SESSION_CACHE_TTL_SECONDS,
             )?,
+            drain_timeout: seconds(
+                "drain_timeout_seconds",
+                self.drain_timeout_seconds,
+                DEFAULT_DRAIN_TIMEOUT,
+                1..=MAX_DRAIN_TIMEOUT_SECONDS,
+            )?,
             webhooks: self.webhooks.validate()?,
+            metrics: self.metrics.validate(),
+            analytics: self.analytics.validate()?,
             log: self.log.validate()?,
             unknown_env: Vec::new(),
         })
@@ -282,6 +319,59 @@ impl RawWebhooks {
                 self.timeout_seconds,
                 DEFAULT_WEBHOOK_TIMEOUT,
                 1..=MAX_WEBHOOK_TIMEOUT_SECONDS,
+            )?,
+        })
+    }
+}
+
+// === impl RawMetrics ===
+
+impl RawMetrics {
+    fn validate(self) -> MetricsConfig {
+        MetricsConfig {
+            client_label: self.client_label.unwrap_or(DEFAULT_METRICS_CLIENT_LABEL),
+        }
+    }
+}
+
+// === impl RawAnalytics ===
+
+impl RawAnalytics {
+    fn validate(self) -> Result<AnalyticsConfig, ConfigError> {
+        let list_key = self.list_key.unwrap_or(DEFAULT_ANALYTICS_LIST_KEY.into());
+        if list_key.is_empty() {
+            return Err(ConfigError::invalid(
+                "analytics.list_key",
+                "must not be empty",
+            ));
+        }
+        if list_key
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            let reason = "must not contain whitespace or control characters";
+            return Err(ConfigError::invalid("analytics.list_key", reason));
+        }
+        Ok(AnalyticsConfig {
+            enabled: self.enabled.unwrap_or(DEFAULT_ANALYTICS_ENABLED),
+            list_key,
+            batch_size: number(
+                "analytics.batch_size",
+                self.batch_size,
+                DEFAULT_ANALYTICS_BATCH_SIZE,
+                1..=MAX_ANALYTICS_BATCH_SIZE,
+            )?,
+            flush_interval: millis(
+                "analytics.flush_interval_ms",
+                self.flush_interval_ms,
+                DEFAULT_ANALYTICS_FLUSH_INTERVAL,
+                MIN_ANALYTICS_FLUSH_INTERVAL_MS..=MAX_ANALYTICS_FLUSH_INTERVAL_MS,
+            )?,
+            queue_capacity: number(
+                "analytics.queue_capacity",
+                self.queue_capacity,
+                DEFAULT_ANALYTICS_QUEUE_CAPACITY,
+                1..=MAX_ANALYTICS_QUEUE_CAPACITY,
             )?,
         })
     }

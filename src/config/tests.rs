@@ -83,6 +83,15 @@ fn assert_defaults(config: &Config) {
     assert_eq!(config.webhooks.retry_base, Duration::from_millis(1000));
     assert_eq!(config.webhooks.timeout, secs(10));
     assert_eq!(config.webhooks, WebhookConfig::default());
+    assert_eq!(config.drain_timeout, secs(10));
+    assert!(config.metrics.client_label);
+    assert_eq!(config.metrics, MetricsConfig::default());
+    assert!(!config.analytics.enabled);
+    assert_eq!(config.analytics.list_key, "analytics");
+    assert_eq!(config.analytics.batch_size, 100);
+    assert_eq!(config.analytics.flush_interval, Duration::from_millis(200));
+    assert_eq!(config.analytics.queue_capacity, 10_000);
+    assert_eq!(config.analytics, AnalyticsConfig::default());
     assert_eq!(config.log.level, "info");
     assert_eq!(config.log.format, LogFormat::Plain);
     assert_eq!(config.log.filter, None);
@@ -152,6 +161,7 @@ fn listed_env_vars_override() {
         ("TOLLGATE_REDIS_URL", "rediss://redis.example:6380/2"),
         ("TOLLGATE_REDIS_KEY_PREFIX", "tg:"),
         ("TOLLGATE_OAUTH_OAUTH_TOKEN_EXPIRE", "120"),
+        ("TOLLGATE_DRAIN_TIMEOUT_SECONDS", "45"),
     ])
     .unwrap();
     assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
@@ -163,6 +173,7 @@ fn listed_env_vars_override() {
     assert_eq!(config.redis.url, "rediss://redis.example:6380/2");
     assert_eq!(config.redis.key_prefix, "tg:");
     assert_eq!(config.oauth.token_expire, secs(120));
+    assert_eq!(config.drain_timeout, secs(45));
     assert!(config.unknown_env.is_empty());
 
     let config = load_env(&[
@@ -191,6 +202,12 @@ fn every_section_key_overrides_from_env() {
         ("TOLLGATE_WEBHOOKS_MAX_ATTEMPTS", "3"),
         ("TOLLGATE_WEBHOOKS_RETRY_BASE_MS", "250"),
         ("TOLLGATE_WEBHOOKS_TIMEOUT_SECONDS", "2"),
+        ("TOLLGATE_METRICS_CLIENT_LABEL", "false"),
+        ("TOLLGATE_ANALYTICS_ENABLED", "1"),
+        ("TOLLGATE_ANALYTICS_LIST_KEY", "tyk-system-analytics"),
+        ("TOLLGATE_ANALYTICS_BATCH_SIZE", "500"),
+        ("TOLLGATE_ANALYTICS_FLUSH_INTERVAL_MS", "1000"),
+        ("TOLLGATE_ANALYTICS_QUEUE_CAPACITY", "20000"),
         ("TOLLGATE_LOG_LEVEL", "debug"),
         ("TOLLGATE_LOG_FORMAT", "json"),
     ])
@@ -212,6 +229,15 @@ fn every_section_key_overrides_from_env() {
         timeout: secs(2),
     };
     assert_eq!(config.webhooks, webhooks);
+    assert!(!config.metrics.client_label);
+    let analytics = AnalyticsConfig {
+        enabled: true,
+        list_key: "tyk-system-analytics".into(),
+        batch_size: 500,
+        flush_interval: Duration::from_millis(1000),
+        queue_capacity: 20_000,
+    };
+    assert_eq!(config.analytics, analytics);
     assert_eq!(config.log.level, "debug");
     assert_eq!(config.log.format, LogFormat::Json);
 }
@@ -223,6 +249,7 @@ fn every_key_is_accepted_from_env() {
         let value = match (key.kind, key.name) {
             (Kind::Bool, _) => "false",
             (Kind::Int, "oauth_error_status_code") => "400",
+            (Kind::Int, "flush_interval_ms") => "10",
             (Kind::Int, _) => "1",
             (Kind::Str, name) if name.ends_with("_file") => file.path(),
             (Kind::Str, "listen") => "127.0.0.1:0",
@@ -272,8 +299,12 @@ fn unknown_file_key_is_named() {
         "unknown key listen_addr"
     );
     assert_eq!(
+        err_toml("[tracing]\nenabled = true\n", &[]),
+        "unknown key tracing"
+    );
+    assert_eq!(
         err_toml("[metrics]\nenabled = true\n", &[]),
-        "unknown key metrics"
+        "unknown key metrics.enabled"
     );
     assert_eq!(
         err_toml("[redis.tls]\nca = \"x\"\n", &[]),
@@ -522,6 +553,46 @@ fn value_ranges_are_enforced() {
             "webhooks.timeout_seconds: must be 1..=300 seconds",
         ),
         (
+            "drain_timeout_seconds = 0",
+            "drain_timeout_seconds: must be 1..=3600 seconds",
+        ),
+        (
+            "drain_timeout_seconds = 3601",
+            "drain_timeout_seconds: must be 1..=3600 seconds",
+        ),
+        (
+            "[analytics]\nbatch_size = 0",
+            "analytics.batch_size: must be 1..=10000",
+        ),
+        (
+            "[analytics]\nbatch_size = 10001",
+            "analytics.batch_size: must be 1..=10000",
+        ),
+        (
+            "[analytics]\nflush_interval_ms = 9",
+            "analytics.flush_interval_ms: must be 10..=60000 milliseconds",
+        ),
+        (
+            "[analytics]\nflush_interval_ms = 60001",
+            "analytics.flush_interval_ms: must be 10..=60000 milliseconds",
+        ),
+        (
+            "[analytics]\nqueue_capacity = 0",
+            "analytics.queue_capacity: must be 1..=1000000",
+        ),
+        (
+            "[analytics]\nqueue_capacity = 1000001",
+            "analytics.queue_capacity: must be 1..=1000000",
+        ),
+        (
+            "[analytics]\nlist_key = \"\"",
+            "analytics.list_key: must not be empty",
+        ),
+        (
+            "[analytics]\nlist_key = \"tyk analytics\"",
+            "analytics.list_key: must not contain whitespace",
+        ),
+        (
             "[redis]\nkey_prefix = \"a b\"",
             "redis.key_prefix: must not contain",
         ),
@@ -574,6 +645,66 @@ fn webhook_limits_are_inclusive() {
 }
 
 #[test]
+fn drain_metrics_and_analytics_errors_from_env_name_the_variable() {
+    let err = load_env(&[("TOLLGATE_DRAIN_TIMEOUT_SECONDS", "0")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_DRAIN_TIMEOUT_SECONDS (drain_timeout_seconds): must be 1..=3600 seconds"
+    );
+    let err = load_env(&[("TOLLGATE_METRICS_CLIENT_LABEL", "no")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_METRICS_CLIENT_LABEL (metrics.client_label): expected true or false"
+    );
+    let err = load_env(&[("TOLLGATE_ANALYTICS_BATCH_SIZE", "10001")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_ANALYTICS_BATCH_SIZE (analytics.batch_size): must be 1..=10000"
+    );
+    let err = load_env(&[("TOLLGATE_ANALYTICS_FLUSH_INTERVAL_MS", "5")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_ANALYTICS_FLUSH_INTERVAL_MS (analytics.flush_interval_ms): \
+         must be 10..=60000 milliseconds"
+    );
+    let err = load_env(&[("TOLLGATE_ANALYTICS_QUEUE_CAPACITY", "0")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_ANALYTICS_QUEUE_CAPACITY (analytics.queue_capacity): must be 1..=1000000"
+    );
+    let err = load_env(&[("TOLLGATE_ANALYTICS_LIST_KEY", "")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TOLLGATE_ANALYTICS_LIST_KEY (analytics.list_key): must not be empty"
+    );
+    let err = err_toml("[analytics]\nlist = \"x\"\n", &[]);
+    assert_eq!(err, "unknown key analytics.list");
+    let err = err_toml("[metrics]\nclient_label = \"yes\"\n", &[]);
+    assert_eq!(err, "metrics.client_label: expected true or false");
+}
+
+#[test]
+fn drain_and_analytics_limits_are_inclusive() {
+    let toml = "drain_timeout_seconds = 3600\n[analytics]\nbatch_size = 10000\n\
+                flush_interval_ms = 60000\nqueue_capacity = 1000000\n";
+    let config = load_toml(toml, &[]).unwrap();
+    assert_eq!(config.drain_timeout, secs(3600));
+    assert_eq!(config.analytics.batch_size, 10_000);
+    assert_eq!(
+        config.analytics.flush_interval,
+        Duration::from_millis(60_000)
+    );
+    assert_eq!(config.analytics.queue_capacity, 1_000_000);
+    let toml = "drain_timeout_seconds = 1\n[analytics]\nbatch_size = 1\n\
+                flush_interval_ms = 10\nqueue_capacity = 1\n";
+    let config = load_toml(toml, &[]).unwrap();
+    assert_eq!(config.drain_timeout, secs(1));
+    assert_eq!(config.analytics.batch_size, 1);
+    assert_eq!(config.analytics.flush_interval, Duration::from_millis(10));
+    assert_eq!(config.analytics.queue_capacity, 1);
+}
+
+#[test]
 fn a_file_with_every_key_loads() {
     let secret = TempFile::new("s1\n");
     let password = TempFile::new("pw\n");
@@ -585,6 +716,7 @@ secret_file = {secret:?}
 node_secret = "node"
 app_path = {apps:?}
 policy_path = {policies:?}
+drain_timeout_seconds = 11
 
 [redis]
 url = "rediss://redis:6380/3"
@@ -613,6 +745,16 @@ queue_capacity = 7
 max_attempts = 8
 retry_base_ms = 9
 timeout_seconds = 10
+
+[metrics]
+client_label = false
+
+[analytics]
+enabled = true
+list_key = "tyk-system-analytics"
+batch_size = 12
+flush_interval_ms = 13
+queue_capacity = 14
 
 [log]
 level = "warn,tollgate=debug"
@@ -653,6 +795,21 @@ format = "json"
         timeout: secs(10),
     };
     assert_eq!(c.webhooks, webhooks);
+    assert_eq!(c.drain_timeout, secs(11));
+    assert_eq!(
+        c.metrics,
+        MetricsConfig {
+            client_label: false
+        }
+    );
+    let analytics = AnalyticsConfig {
+        enabled: true,
+        list_key: "tyk-system-analytics".into(),
+        batch_size: 12,
+        flush_interval: Duration::from_millis(13),
+        queue_capacity: 14,
+    };
+    assert_eq!(c.analytics, analytics);
     assert_eq!(c.log.level, "warn,tollgate=debug");
     assert_eq!(c.log.format, LogFormat::Json);
 }
@@ -703,6 +860,16 @@ fn summary_and_debug_hide_secrets() {
     );
     assert!(
         summary.contains("webhooks.retry_base=1000ms webhooks.timeout=10s"),
+        "{summary}"
+    );
+    assert!(summary.contains("drain_timeout=10s"), "{summary}");
+    assert!(summary.contains("metrics.client_label=true"), "{summary}");
+    assert!(
+        summary.contains(
+            "analytics.enabled=false analytics.list_key=\"analytics\" \
+             analytics.batch_size=100 analytics.flush_interval=200ms \
+             analytics.queue_capacity=10000"
+        ),
         "{summary}"
     );
     assert!(Config::default().summary().contains("secret=unset"));

@@ -16,9 +16,6 @@ use tracing::{debug, warn};
 
 use super::Body;
 
-/// How long connections may take to finish once shutdown has begun.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Something that answers requests; the peer address is passed along for
 /// `X-Forwarded-For`.
 pub trait Handler: Send + Sync + 'static {
@@ -29,11 +26,13 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
-/// Serves `listener` until `shutdown` resolves, then drains open connections.
+/// Serves `listener` until `shutdown` resolves, then stops accepting and
+/// gives open connections up to `drain_timeout` to finish.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
 ) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
@@ -68,7 +67,7 @@ pub async fn serve<H: Handler>(
     }
 
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {

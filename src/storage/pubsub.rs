@@ -24,6 +24,21 @@ pub enum PubSubEvent {
 // === impl Store ===
 
 impl Store {
+    /// A key name under the key prefix.
+    pub fn prefixed(&self, name: &str) -> String {
+        format!("{}{name}", self.config.key_prefix)
+    }
+
+    /// Appends values to a list in one command.
+    pub async fn push_all(&self, key: &str, values: Vec<Vec<u8>>) -> Result<(), StorageError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Value> = values.into_iter().map(|v| Value::Bytes(v.into())).collect();
+        self.client().rpush::<(), _, _>(key, values).await?;
+        Ok(())
+    }
+
     /// The channel name, under the key prefix.
     pub fn channel(&self, name: &str) -> String {
         format!("{}{name}", self.config.key_prefix)
