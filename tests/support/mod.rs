@@ -3,12 +3,17 @@
 //! Each integration test file includes it with `mod support;` and uses only
 //! what it needs, hence the `dead_code` allowance below.
 //!
-//! - [`TestRedis`]: a real `redis-server` child process on a free loopback
-//!   port, killed on drop, with a tiny synchronous RESP client to inspect
-//!   what the gateway stored.
+//! - [`TestRedis`]: a real Redis on free loopback ports, killed on drop,
+//!   with a tiny synchronous RESP client to inspect what the gateway
+//!   stored. `TOLLGATE_TEST_REDIS=standalone|cluster|sentinel` picks one
+//!   `redis-server`, a 6-node Redis Cluster or a Sentinel-managed
+//!   master/replica (`redis.rs`, `redis_cluster.rs`, `redis_sentinel.rs`,
+//!   `redis_process.rs`).
 //! - [`Upstream`]: an in-process hyper HTTP/1.1 server that echoes every
 //!   request as JSON, so tests can see what the gateway forwarded.
 //! - `TestGateway` (in `gateway.rs`): the gateway under test, in process.
+//! - `RedisProxy` (in `redis_proxy.rs`): a relay in front of a standalone
+//!   Redis that can cut one node's pub/sub subscriber and keep it away.
 //!
 //! Rules: every server binds `127.0.0.1:0` (or a port from [`free_port`]);
 //! nothing here touches a server it did not start; children are ended by
@@ -21,6 +26,10 @@
 pub mod fixtures;
 pub mod gateway;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_process;
+pub mod redis_proxy;
+pub mod redis_sentinel;
 pub mod upstream;
 
 // Re-exported for `use support::{TestRedis, Upstream, ...}`; each test
@@ -28,7 +37,7 @@ pub mod upstream;
 #[allow(unused_imports)]
 pub use gateway::{form, form_body, join, send, Reply, TestGateway, ADMIN_SECRET};
 #[allow(unused_imports)]
-pub use redis::{Entry, RedisValue, Resp, RespConn, TestRedis};
+pub use redis::{Entry, RedisTopology, RedisValue, Resp, RespConn, TestRedis};
 #[allow(unused_imports)]
 pub use upstream::Upstream;
 

@@ -1,182 +1,200 @@
-//! A real `redis-server` per test, and a tiny synchronous RESP2 client to
-//! look at what the gateway stored.
+//! A real Redis per test, in the topology `TOLLGATE_TEST_REDIS` names, and
+//! a tiny synchronous RESP2 client to look at what the gateway stored.
 //!
 //! No mock: tests run against Debian's `redis-server` (installed by
-//! `scripts/setup`). Each [`TestRedis`] is its own child process on its own
-//! loopback port with persistence off, so tests never share state and never
-//! touch a Redis they did not start (something else may be on 6379).
+//! `scripts/setup`). Each [`TestRedis`] is its own set of child processes
+//! on their own loopback ports with persistence off, so tests never share
+//! state and never touch a Redis they did not start (something else may be
+//! on 6379).
+//!
+//! `TOLLGATE_TEST_REDIS`:
+//! - `standalone` (default): one `redis-server`.
+//! - `cluster`: a 6-node Redis Cluster (3 masters, 3 replicas), see
+//!   `redis_cluster.rs`.
+//! - `sentinel`: a master, a replica and 3 Sentinels (service
+//!   `tollgate-test`), see `redis_sentinel.rs`.
+//!
+//! The inspection helpers ([`TestRedis::command`], [`TestRedis::entries`],
+//! ...) see the whole data set in every topology: on a cluster they scan
+//! every master and route single-key commands to the key's master; behind
+//! Sentinel they talk to the current master.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
 
-/// How long [`TestRedis::start`] waits for the server to answer PING.
-const START_TIMEOUT: Duration = Duration::from_secs(5);
-/// Fresh ports tried when the one picked was taken before Redis bound it.
-const START_ATTEMPTS: usize = 5;
+use super::redis_cluster::RedisCluster;
+use super::redis_process::{
+    fresh_temp_dir, redis_server_binary, server_args, Launch, RedisProcess, SERVER_READY,
+};
+use super::redis_sentinel::RedisSentinel;
+
 /// Read and write timeout of [`RespConn`], so a broken test fails instead of
 /// hanging.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A `redis-server` child process on `127.0.0.1:<port>`, with no
-/// persistence, in its own temporary directory. Dropping it kills the child
-/// (by its pid, via [`Child::kill`]), waits for it, and removes the
-/// directory (kept, with the server's log, if the test is panicking).
+/// The environment variable that picks the topology.
+pub const TOPOLOGY_VAR: &str = "TOLLGATE_TEST_REDIS";
+
+/// Which kind of Redis [`TestRedis::start`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One `redis-server`.
+    Standalone,
+    /// A 6-node Redis Cluster.
+    Cluster,
+    /// A master and a replica behind 3 Sentinels.
+    Sentinel,
+}
+
+impl RedisTopology {
+    /// From `TOLLGATE_TEST_REDIS` (`standalone` when unset or empty);
+    /// panics on any other value, so a typo does not silently test the
+    /// default.
+    pub fn from_env() -> RedisTopology {
+        let value = std::env::var(TOPOLOGY_VAR).unwrap_or_default();
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "standalone" => RedisTopology::Standalone,
+            "cluster" => RedisTopology::Cluster,
+            "sentinel" => RedisTopology::Sentinel,
+            other => panic!("{TOPOLOGY_VAR}={other:?}: expected standalone, cluster or sentinel"),
+        }
+    }
+}
+
+enum Topology {
+    Standalone(Mutex<RedisProcess>),
+    Cluster(RedisCluster),
+    Sentinel(RedisSentinel),
+}
+
+/// A Redis for one test: its processes, each in a folder under one
+/// temporary directory. Dropping it kills every child it started (by pid,
+/// SIGKILL), reaps them, and removes the directory (kept, with the logs, if
+/// the test is panicking).
 pub struct TestRedis {
-    child: Child,
-    port: u16,
+    topology: Topology,
     dir: PathBuf,
 }
 
-enum StartError {
-    /// The port was taken between picking and binding it: try another.
-    PortTaken,
-    Fatal(String),
-}
-
 impl TestRedis {
-    /// Starts a fresh server and waits (at most 5 s) until it answers PING.
+    /// Starts a fresh Redis in the topology `TOLLGATE_TEST_REDIS` names and
+    /// waits (bounded) until it serves.
     ///
-    /// Panics, with the server's log, if `redis-server` is missing (run
+    /// Panics, with the logs, if a program is missing (run
     /// `scripts/setup`), exits, or does not answer in time.
     ///
-    /// This blocks the calling thread for the few milliseconds Redis takes to
-    /// start; calling it from an async test is fine.
+    /// This blocks the calling thread (milliseconds for a standalone
+    /// server, about 2 s for a cluster); calling it from an async test is
+    /// fine.
     pub fn start() -> TestRedis {
-        let bin = redis_server_binary();
-        for _ in 0..START_ATTEMPTS {
-            match Self::try_start(bin) {
-                Ok(redis) => return redis,
-                Err(StartError::PortTaken) => continue,
-                Err(StartError::Fatal(msg)) => panic!("{msg}"),
-            }
-        }
-        panic!("redis-server: every port tried was taken ({START_ATTEMPTS} attempts)");
+        Self::start_topology(RedisTopology::from_env())
     }
 
-    fn try_start(bin: &Path) -> Result<TestRedis, StartError> {
-        let port = super::free_port();
+    /// A standalone server, whatever `TOLLGATE_TEST_REDIS` says.
+    pub fn start_standalone() -> TestRedis {
+        Self::start_topology(RedisTopology::Standalone)
+    }
+
+    pub fn start_topology(kind: RedisTopology) -> TestRedis {
         let dir = fresh_temp_dir();
-        let stderr = File::create(dir.join("stderr.log"))
-            .map_err(|e| StartError::Fatal(format!("create {}: {e}", dir.display())))?;
-        let child = Command::new(bin)
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .args(["--protected-mode", "no"])
-            .args(["--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--logfile")
-            .arg(dir.join("redis.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| StartError::Fatal(format!("spawn {}: {e}", bin.display())))?;
-        // From here on, Drop kills the child and cleans up on every path.
-        let mut redis = TestRedis { child, port, dir };
-        redis.wait_ready()?;
-        Ok(redis)
+        let topology = match kind {
+            RedisTopology::Standalone => {
+                Topology::Standalone(Mutex::new(RedisProcess::start(&dir, "redis", |d, p| {
+                    Launch {
+                        program: redis_server_binary().to_path_buf(),
+                        args: server_args(d, p),
+                        ready_marker: SERVER_READY,
+                    }
+                })))
+            }
+            RedisTopology::Cluster => Topology::Cluster(RedisCluster::start(&dir)),
+            RedisTopology::Sentinel => Topology::Sentinel(RedisSentinel::start(&dir)),
+        };
+        TestRedis { topology, dir }
     }
 
-    /// Waits until our own child has bound its port and answers PING. Wall-clock deadline on
-    /// purpose: tokio's paused clock must not stall it, and std's `Instant`
-    /// is off limits in this code base.
-    fn wait_ready(&mut self) -> Result<(), StartError> {
-        let deadline = SystemTime::now() + START_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    let log = self.log();
-                    if log.contains("Address already in use") {
-                        return Err(StartError::PortTaken);
-                    }
-                    return Err(StartError::Fatal(format!(
-                        "redis-server exited ({status}) on port {}:\n{log}",
-                        self.port
-                    )));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(StartError::Fatal(format!("redis-server try_wait: {e}"))),
-            }
-            // Connect only once our child says it holds the port, so a
-            // server that took the port first is never touched.
-            if self.log().contains("Ready to accept connections") {
-                if let Ok(mut conn) = RespConn::connect(self.port) {
-                    if let Ok(Resp::Simple(pong)) = conn.try_command(&["PING"]) {
-                        if pong == "PONG" {
-                            return self.check_is_our_child(&mut conn);
-                        }
-                    }
-                }
-            }
-            if SystemTime::now() > deadline {
-                return Err(StartError::Fatal(format!(
-                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}:\n{}",
-                    self.port,
-                    self.log()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    pub fn topology(&self) -> RedisTopology {
+        match self.topology {
+            Topology::Standalone(_) => RedisTopology::Standalone,
+            Topology::Cluster(_) => RedisTopology::Cluster,
+            Topology::Sentinel(_) => RedisTopology::Sentinel,
         }
     }
 
-    /// Belt and braces: the server that answered must be our child.
-    fn check_is_our_child(&self, conn: &mut RespConn) -> Result<(), StartError> {
-        let info = conn
-            .try_command(&["INFO", "server"])
-            .map_err(|e| StartError::Fatal(format!("INFO server: {e}")))?;
-        let info = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        if pid == Some(self.child.id()) {
-            Ok(())
-        } else {
-            // Not ours: leave it alone. Ours will fail to bind and be killed
-            // on drop.
-            Err(StartError::PortTaken)
-        }
-    }
-
-    /// The server's log and stderr, for failure messages.
-    fn log(&self) -> String {
-        let read = |name: &str| fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-        format!("{}{}", read("stderr.log"), read("redis.log"))
-    }
-
-    /// `redis://127.0.0.1:<port>`
+    /// The URL for the gateway: `redis://127.0.0.1:<port>`,
+    /// `redis-cluster://127.0.0.1:<port>?node=...` or
+    /// `redis-sentinel://127.0.0.1:<sentinel>/0?sentinelServiceName=tollgate-test&node=...`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.topology {
+            Topology::Standalone(server) => format!("redis://127.0.0.1:{}", lock(server).port()),
+            Topology::Cluster(cluster) => cluster.url(),
+            Topology::Sentinel(sentinel) => sentinel.url(),
+        }
     }
 
+    /// The port of a data server: the standalone server; on a cluster the
+    /// first live master; behind Sentinel the current master.
     pub fn port(&self) -> u16 {
-        self.port
+        match &self.topology {
+            Topology::Standalone(server) => lock(server).port(),
+            Topology::Cluster(cluster) => *cluster
+                .master_ports()
+                .first()
+                .expect("a cluster master that serves slots"),
+            Topology::Sentinel(sentinel) => sentinel.master_port(),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port()))
     }
 
-    /// A new connection, for several commands in a row.
+    /// A new connection to [`port`](Self::port), for several commands in
+    /// a row. On a cluster it reaches one master only: prefer
+    /// [`command`](Self::command), which routes by key.
     pub fn conn(&self) -> RespConn {
-        RespConn::connect(self.port).expect("connect to the test redis-server")
+        RespConn::connect(self.port()).expect("connect to the test redis-server")
     }
 
     /// Runs one command on a new connection. Redis errors come back as
-    /// [`Resp::Error`]; I/O errors panic.
+    /// [`Resp::Error`]; I/O errors panic. On a cluster it goes to the
+    /// master of its key (a command without a key runs on one master only;
+    /// see [`command_on_masters`](Self::command_on_masters)); behind
+    /// Sentinel to the current master.
     ///
     /// `redis.command(&["SET", "k", "v"])`
     pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Resp {
-        self.conn().command(args)
+        match &self.topology {
+            Topology::Standalone(_) => self.conn().command(args),
+            Topology::Cluster(cluster) => cluster.command(args),
+            Topology::Sentinel(sentinel) => sentinel.command(args),
+        }
+    }
+
+    /// Runs a keyless command (`DBSIZE`, `FLUSHALL`, `INFO`) on every data
+    /// master: one reply, except on a cluster (one per master).
+    pub fn command_on_masters<A: AsRef<[u8]>>(&self, args: &[A]) -> Vec<Resp> {
+        self.master_ports()
+            .into_iter()
+            .map(|port| {
+                RespConn::connect(port)
+                    .unwrap_or_else(|e| panic!("connect to {port}: {e}"))
+                    .command(args)
+            })
+            .collect()
+    }
+
+    /// The ports of the servers that hold the data: the standalone server,
+    /// the cluster's live masters, or the current Sentinel master.
+    pub fn master_ports(&self) -> Vec<u16> {
+        match &self.topology {
+            Topology::Cluster(cluster) => cluster.master_ports(),
+            _ => vec![self.port()],
+        }
     }
 
     /// Raw `PTTL`: milliseconds left, `-1` for no expiry, `-2` for no key.
@@ -184,24 +202,37 @@ impl TestRedis {
         self.command(&["PTTL", key]).into_int()
     }
 
-    /// Every key starting with `prefix` (`""` for all), sorted, via SCAN.
+    /// Every key starting with `prefix` (`""` for all), sorted, via SCAN
+    /// (of every master on a cluster).
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut conn = self.conn();
-        scan_keys(&mut conn, prefix)
-            .iter()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-            .collect()
+        let mut keys = std::collections::BTreeSet::new();
+        for port in self.master_ports() {
+            let mut conn = connect(port);
+            keys.extend(
+                scan_keys(&mut conn, prefix)
+                    .iter()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+            );
+        }
+        keys.into_iter().collect()
     }
 
     /// Every key starting with `prefix` (`""` for all), sorted, with its
     /// value (read by type) and TTL. Keys that vanish while being read are
-    /// left out.
+    /// left out. On a cluster each master is scanned and read in turn.
     pub fn entries(&self, prefix: &str) -> Vec<Entry> {
-        let mut conn = self.conn();
-        scan_keys(&mut conn, prefix)
-            .into_iter()
-            .filter_map(|key| read_entry(&mut conn, &key))
-            .collect()
+        let mut entries = Vec::new();
+        for port in self.master_ports() {
+            let mut conn = connect(port);
+            entries.extend(
+                scan_keys(&mut conn, prefix)
+                    .into_iter()
+                    .filter_map(|key| read_entry(&mut conn, &key)),
+            );
+        }
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.dedup_by(|a, b| a.key == b.key);
+        entries
     }
 
     /// [`entries`](Self::entries) with each value flattened by
@@ -216,55 +247,89 @@ impl TestRedis {
             })
             .collect()
     }
+
+    /// Standalone only: saves the data set (`SAVE`, into the server's own
+    /// folder), then kills the server by its pid (SIGKILL), so that
+    /// [`restart`](Self::restart) brings back what was there. Writes made
+    /// after the save are lost, as in a crash.
+    pub fn stop(&self) {
+        match &self.topology {
+            Topology::Standalone(server) => {
+                let mut server = lock(server);
+                let saved = server.conn().command(&["SAVE"]);
+                assert_eq!(saved, Resp::Simple("OK".to_owned()), "SAVE before stop");
+                server.kill();
+            }
+            _ => panic!("TestRedis::stop is for a standalone server only"),
+        }
+    }
+
+    /// Standalone only: starts the server again on the same port, in the
+    /// same folder (it loads the data set [`stop`](Self::stop) saved), and
+    /// waits until it answers PING.
+    pub fn restart(&self) {
+        match &self.topology {
+            Topology::Standalone(server) => lock(server).restart(),
+            _ => panic!("TestRedis::restart is for a standalone server only"),
+        }
+    }
+
+    /// Cluster or Sentinel: kills one master by its pid (on a cluster the
+    /// one holding the most keys), once its replica has every write made so
+    /// far. Returns its port. Follow with [`wait_for_failover`]
+    /// (Self::wait_for_failover). Panics on a standalone server.
+    pub fn kill_a_master(&self) -> u16 {
+        match &self.topology {
+            Topology::Standalone(_) => {
+                panic!("kill_a_master: a standalone server has no replica to fail over to")
+            }
+            Topology::Cluster(cluster) => cluster.kill_a_master(),
+            Topology::Sentinel(sentinel) => sentinel.kill_a_master(),
+        }
+    }
+
+    /// After [`kill_a_master`](Self::kill_a_master): waits, at most
+    /// `timeout`, until a replica has taken over and the topology serves
+    /// again (cluster: every live node says `cluster_state:ok` and the dead
+    /// master is marked failed and owns no slot; Sentinel: every Sentinel
+    /// names the new master and it says `role:master`). Returns how long it
+    /// waited; panics on timeout.
+    pub fn wait_for_failover(&self, timeout: Duration) -> Duration {
+        match &self.topology {
+            Topology::Standalone(_) => panic!("wait_for_failover: standalone has no failover"),
+            Topology::Cluster(cluster) => cluster.wait_for_failover(timeout),
+            Topology::Sentinel(sentinel) => sentinel.wait_for_failover(timeout),
+        }
+    }
+
+    /// Kills every child by its pid.
+    fn kill_all(&self) {
+        match &self.topology {
+            Topology::Standalone(server) => lock(server).kill(),
+            Topology::Cluster(cluster) => cluster.kill_all(),
+            Topology::Sentinel(sentinel) => sentinel.kill_all(),
+        }
+    }
 }
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
-        // Our own child only, by pid (SIGKILL); then reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Our own children only, by pid (SIGKILL); then reap them.
+        self.kill_all();
         if std::thread::panicking() {
-            eprintln!("redis-server files kept in {}", self.dir.display());
+            eprintln!("redis files kept in {}", self.dir.display());
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
 }
 
-/// `redis-server` from PATH, else `/usr/bin/redis-server`; looked up once
-/// per process.
-fn redis_server_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let on_path = Command::new("redis-server")
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if on_path {
-            return PathBuf::from("redis-server");
-        }
-        let debian = PathBuf::from("/usr/bin/redis-server");
-        if debian.is_file() {
-            return debian;
-        }
-        panic!(
-            "redis-server not found (neither on PATH nor at /usr/bin/redis-server). \
-             The integration tests start their own Redis: run `scripts/setup` \
-             (installs Debian's redis-server) and try again."
-        );
-    })
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn fresh_temp_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("tollgate-test-redis-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temp dir for redis-server");
-    dir
+fn connect(port: u16) -> RespConn {
+    RespConn::connect(port).unwrap_or_else(|e| panic!("connect to redis on {port}: {e}"))
 }
 
 /// SCAN MATCH `<prefix>*`, deduplicated (SCAN may repeat keys) and sorted.
