@@ -65,6 +65,9 @@ impl ControlPlane {
         if path == "/hello" {
             return respond::hello(&self.gateway).await;
         }
+        if path == "/live" {
+            return respond::live();
+        }
         if path == "/metrics" {
             return respond::metrics(&self.gateway);
         }

@@ -148,6 +148,13 @@ pub(crate) async fn hello(gateway: &Gateway) -> Response<Body> {
     web::json(code, &body)
 }
 
+/// `GET /live`: 200 whenever the node answers at all. A liveness probe
+/// built on `/hello` would restart every node while Redis is down, which
+/// cures nothing; this one restarts only a node that stopped serving.
+pub(crate) fn live() -> Response<Body> {
+    web::json(StatusCode::OK, &json!({ "status": "pass" }))
+}
+
 /// `GET /metrics`: the Prometheus text format.
 pub(crate) fn metrics(gateway: &Gateway) -> Response<Body> {
     let mut response = Response::new(web::full(gateway.metrics.render()));
