@@ -10,20 +10,20 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 use support::fixtures::{keyless_api, policies};
 use support::gateway::TempDir;
+use support::traffic::Traffic;
 use support::{send, Reply, TestGateway, TestRedis, Upstream};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// A file change must be served within this.
 const RELOAD_BOUND: Duration = Duration::from_secs(2);
+/// Longest the steady traffic of a test runs.
+const STEADY_LIMIT: Duration = Duration::from_secs(15);
 
 // === A ConfigMap volume ===
 
@@ -148,67 +148,6 @@ async fn assert_gone_within(gw: &TestGateway, path: &str, since: Instant) {
     .await;
 }
 
-/// About 100 requests a second to `url`, each on its own task, until
-/// [`finish`](Traffic::finish) or 15 s.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    task: JoinHandle<Vec<Result<StatusCode, String>>>,
-}
-
-impl Traffic {
-    fn start(client: reqwest::Client, url: String) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let mut ticks = tokio::time::interval(Duration::from_millis(10));
-            let mut sent = Vec::new();
-            while !flag.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(15) {
-                ticks.tick().await;
-                let (client, url) = (client.clone(), url.clone());
-                sent.push(tokio::spawn(async move {
-                    client
-                        .get(&url)
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await
-                        .map(|r| r.status())
-                        .map_err(|e| e.to_string())
-                }));
-            }
-            let mut outcomes = Vec::with_capacity(sent.len());
-            for request in sent {
-                outcomes.push(request.await.expect("a traffic request task"));
-            }
-            outcomes
-        });
-        Traffic { stop, task }
-    }
-
-    /// Stops; asserts at least `min` requests, every one answered 200.
-    async fn finish(self, min: usize) {
-        self.stop.store(true, Ordering::SeqCst);
-        let outcomes = self.task.await.expect("the traffic task");
-        let bad: Vec<_> = outcomes
-            .iter()
-            .filter(|outcome| !matches!(outcome, Ok(status) if *status == StatusCode::OK))
-            .collect();
-        assert!(
-            bad.is_empty(),
-            "{} of {} requests to the unchanged API failed: {:?}",
-            bad.len(),
-            outcomes.len(),
-            &bad[..bad.len().min(10)]
-        );
-        assert!(
-            outcomes.len() >= min,
-            "only {} requests were sent, expected at least {min}",
-            outcomes.len()
-        );
-        eprintln!("steady traffic: {} requests, all 200", outcomes.len());
-    }
-}
-
 // === Tests ===
 
 /// A ConfigMap update (the `..data` link swapped to a new folder) with a
@@ -236,7 +175,12 @@ async fn configmap_swap_is_served_without_disturbing_other_apis() {
     let reply = send(gw.data(Method::GET, "/orders/x")).await;
     assert_eq!(reply.status, 200, "orders from the ConfigMap: {reply:?}");
     assert_eq!(reply.json["path"], "/x");
-    let traffic = Traffic::start(gw.http.clone(), gw.data_url("/steady/ping"));
+    let traffic = Traffic::start(
+        gw.http.clone(),
+        vec![gw.data_url("/steady/ping")],
+        100,
+        STEADY_LIMIT,
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // A new listen path for orders.
@@ -289,7 +233,12 @@ async fn plain_file_edits_and_new_files_are_picked_up() {
         let bytes = serde_json::to_vec_pretty(definition).expect("serialise a definition");
         std::fs::write(apps.join(name), bytes).expect("write a definition file");
     };
-    let traffic = Traffic::start(gw.http.clone(), gw.data_url("/steady/ping"));
+    let traffic = Traffic::start(
+        gw.http.clone(),
+        vec![gw.data_url("/steady/ping")],
+        100,
+        STEADY_LIMIT,
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // Edited in place.
