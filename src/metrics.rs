@@ -4,8 +4,8 @@
 //! The recorder is not installed process-wide: each node renders its own
 //! numbers, so two nodes in one process (as in tests) never mix counts.
 //! Labels are bounded: API ids, client ids (which can be switched off for
-//! deployments with very many clients), status codes, grant types and
-//! outcomes. A token is never a label.
+//! deployments with very many clients), status codes, grant types,
+//! outcomes and Redis operation names. A token is never a label.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +16,11 @@ use metrics_exporter_prometheus::{
 };
 
 /// Label value for requests with no client (keyless APIs, plain keys, no
-/// credential) and for every request when client labels are off.
+/// credential). With client labels off there is no `client_id` label.
 pub const NO_CLIENT: &str = "none";
+
+/// The label that client labels off removes from every metric.
+const CLIENT_LABEL: &str = "client_id";
 
 /// Label value for requests that matched no API.
 pub const UNMATCHED: &str = "unmatched";
@@ -42,6 +45,8 @@ const RELOAD_DURATION: &str = "tollgate_reload_duration_seconds";
 const APIS_LOADED: &str = "tollgate_apis_loaded";
 const WEBHOOK_DELIVERIES: &str = "tollgate_webhook_deliveries_total";
 const ANALYTICS_RECORDS: &str = "tollgate_analytics_records_total";
+const REDIS_DURATION: &str = "tollgate_redis_command_duration_seconds";
+const REDIS_ERRORS: &str = "tollgate_redis_errors_total";
 
 /// (name, unit, help) of every metric.
 const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
@@ -106,6 +111,16 @@ const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         Unit::Count,
         "Analytics records pushed to Redis or dropped.",
     ),
+    (
+        REDIS_DURATION,
+        Unit::Seconds,
+        "Time of one Redis round trip (a command or a pipeline), by operation.",
+    ),
+    (
+        REDIS_ERRORS,
+        Unit::Count,
+        "Redis round trips that failed or timed out, by operation.",
+    ),
 ];
 
 /// This node's metrics.
@@ -114,6 +129,14 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     client_labels: bool,
+}
+
+/// The handles of one Redis operation, registered once and kept by the
+/// caller, so that recording a round trip costs no lookup.
+#[derive(Clone, Debug)]
+pub struct RedisHandles {
+    pub duration: Histogram,
+    pub errors: Counter,
 }
 
 /// What one proxied request did.
@@ -129,8 +152,8 @@ pub struct RequestRecord<'a> {
 // === impl Metrics ===
 
 impl Metrics {
-    /// A new, empty set; `client_labels` false replaces every client id
-    /// label value with [`NO_CLIENT`].
+    /// A new, empty set; `client_labels` false leaves the `client_id`
+    /// label out of every metric.
     pub fn new(client_labels: bool) -> Arc<Self> {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
@@ -165,13 +188,13 @@ impl Metrics {
     }
 
     pub fn request(&self, record: &RequestRecord<'_>) {
-        let client = self.client_label(record.client_id);
+        let client = client_value(record.client_id);
         let status = record.status.to_string();
         self.counter(
             REQUESTS,
             &[
                 ("api_id", record.api_id),
-                ("client_id", client),
+                (CLIENT_LABEL, client),
                 ("status", &status),
             ],
         )
@@ -185,10 +208,10 @@ impl Metrics {
     }
 
     pub fn token_issued(&self, api_id: &str, client_id: &str, grant_type: &str) {
-        let client = self.client_label(Some(client_id));
+        let client = client_value(Some(client_id));
         let labels = [
             ("api_id", api_id),
-            ("client_id", client),
+            (CLIENT_LABEL, client),
             ("grant_type", grant_type),
         ];
         self.counter(TOKENS_ISSUED, &labels).increment(1);
@@ -204,10 +227,10 @@ impl Metrics {
     }
 
     pub fn limit_rejection(&self, api_id: &str, client_id: Option<&str>, reason: &str) {
-        let client = self.client_label(client_id);
+        let client = client_value(client_id);
         let labels = [
             ("api_id", api_id),
-            ("client_id", client),
+            (CLIENT_LABEL, client),
             ("reason", reason),
         ];
         self.counter(LIMIT_REJECTIONS, &labels).increment(1);
@@ -243,35 +266,53 @@ impl Metrics {
             .increment(count);
     }
 
-    fn client_label<'a>(&self, client_id: Option<&'a str>) -> &'a str {
-        match client_id {
-            Some(id) if self.client_labels && !id.is_empty() => id,
-            _ => NO_CLIENT,
+    /// Registers the Redis metrics of one operation. `operation` comes
+    /// from a fixed set of names in the storage module, never from data.
+    pub fn redis_handles(&self, operation: &'static str) -> RedisHandles {
+        let label = Label::from_static_parts("operation", operation);
+        let key = |name: &'static str| Key::from_parts(name, vec![label.clone()]);
+        RedisHandles {
+            duration: self
+                .recorder
+                .register_histogram(&key(REDIS_DURATION), &metadata()),
+            errors: self
+                .recorder
+                .register_counter(&key(REDIS_ERRORS), &metadata()),
         }
     }
 
     fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
         self.recorder
-            .register_counter(&key(name, labels), &metadata())
+            .register_counter(&self.key(name, labels), &metadata())
     }
 
     fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
         self.recorder
-            .register_histogram(&key(name, labels), &metadata())
+            .register_histogram(&self.key(name, labels), &metadata())
     }
 
     fn gauge(&self, name: &'static str) -> Gauge {
         self.recorder
             .register_gauge(&Key::from_name(name), &metadata())
     }
+
+    /// The key of a series; with client labels off, without `client_id`.
+    fn key(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+        let labels: Vec<Label> = labels
+            .iter()
+            .filter(|(k, _)| self.client_labels || *k != CLIENT_LABEL)
+            .map(|(k, v)| Label::new(*k, v.to_string()))
+            .collect();
+        Key::from_parts(name, labels)
+    }
 }
 
-fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
-    let labels: Vec<Label> = labels
-        .iter()
-        .map(|(k, v)| Label::new(*k, v.to_string()))
-        .collect();
-    Key::from_parts(name, labels)
+/// The `client_id` label value: the id, or [`NO_CLIENT`] without one.
+fn client_value(client_id: Option<&str>) -> &str {
+    match client_id {
+        Some(id) if !id.is_empty() => id,
+        _ => NO_CLIENT,
+    }
 }
 
 fn metadata() -> Metadata<'static> {
@@ -318,9 +359,40 @@ mod tests {
     fn client_labels_can_be_switched_off() {
         let metrics = Metrics::new(false);
         request(&metrics, Some("c1"), 200);
+        request(&metrics, None, 401);
         metrics.token_issued("a", "c1", "client_credentials");
+        metrics.limit_rejection("a", Some("c1"), "quota");
         let text = metrics.render();
         assert!(!text.contains("c1"), "{text}");
+        assert!(!text.contains("client_id="), "{text}");
+        for series in [
+            r#"tollgate_requests_total{api_id="a",status="200"} 1"#,
+            r#"tollgate_requests_total{api_id="a",status="401"} 1"#,
+            r#"tollgate_tokens_issued_total{api_id="a",grant_type="client_credentials"} 1"#,
+            r#"tollgate_limit_rejections_total{api_id="a",reason="quota"} 1"#,
+        ] {
+            assert!(text.contains(series), "no {series} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn redis_round_trips_are_counted_by_operation() {
+        let metrics = Metrics::new(true);
+        let session = metrics.redis_handles("session");
+        session.duration.record(0.0004);
+        session.duration.record(0.0006);
+        metrics.redis_handles("publish").errors.increment(1);
+        let text = metrics.render();
+        for series in [
+            r#"tollgate_redis_command_duration_seconds_count{operation="session"} 2"#,
+            r#"tollgate_redis_command_duration_seconds_bucket{operation="session",le="0.0005"} 1"#,
+            r#"tollgate_redis_errors_total{operation="session"} 0"#,
+            r#"tollgate_redis_errors_total{operation="publish"} 1"#,
+            "# HELP tollgate_redis_command_duration_seconds",
+            "# HELP tollgate_redis_errors_total",
+        ] {
+            assert!(text.contains(series), "no {series} in:\n{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod claim;
 mod connection;
 mod keys;
 mod limits;
+mod observer;
 mod pubsub;
 mod records;
 mod tokens;

@@ -95,13 +95,21 @@ async fn the_client_id_label_can_be_switched_off() {
     let token = fx.cc_token().await;
     assert_eq!(fx.gw.call(&format!("{LISTEN}x"), &token).await.status, 200);
 
+    // A request with no credential: it would get `client_id="none"`.
+    let anonymous = send(fx.gw.http.get(fx.gw.data_url(&format!("{LISTEN}x")))).await;
+    assert_eq!(anonymous.status, 401);
+
     let metrics = send(fx.gw.http.get(fx.gw.control_url("/metrics"))).await;
     assert_eq!(metrics.status, 200);
-    assert!(
-        metrics.text.contains(r#"client_id="none""#),
-        "requests are still counted: {}",
-        metrics.text
-    );
-    let labelled = format!(r#"client_id="{CLIENT_ID}""#);
-    assert!(!metrics.text.contains(&labelled), "{}", metrics.text);
+    let text = &metrics.text;
+    for counted in [
+        r#"tollgate_requests_total{api_id="999999",status="200"} 1"#,
+        r#"tollgate_requests_total{api_id="999999",status="401"} 1"#,
+        r#"tollgate_tokens_issued_total{api_id="999999",grant_type="client_credentials"} 1"#,
+    ] {
+        assert!(text.contains(counted), "no {counted} in /metrics:\n{text}");
+    }
+    assert!(!text.contains("client_id="), "{text}");
+    // As a label value under any name.
+    assert!(!text.contains(&format!("\"{CLIENT_ID}\"")), "{text}");
 }

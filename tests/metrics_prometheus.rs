@@ -1,7 +1,8 @@
 //! `GET /metrics` seen by Prometheus's own tools: `promtool check metrics`
 //! lints a scrape taken after real traffic, a real Prometheus scrapes three
 //! nodes and adds their counts up per client, and no credential ever shows
-//! in the text.
+//! in the text. The Redis round trips are timed by operation, and counted
+//! as errors while Redis is down.
 //!
 //! Needs Debian's `prometheus` package (`prometheus` and `promtool`), which
 //! `scripts/setup` installs. Each test starts its own Redis, upstream and
@@ -41,6 +42,10 @@ const PASSWORD: &str = "metrics-password-H3d8x";
 const WRONG_SECRET: &str = "wrong-client-secret-V6n1";
 const BOGUS_TOKEN: &str = "bogus-access-token-L5x1r";
 const BOGUS_REFRESH: &str = "bogus-refresh-token-T2m8c";
+
+/// The Redis command timeout of the outage test: how long `/hello` waits
+/// for a PING that cannot be answered.
+const OUTAGE_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long Prometheus may take to answer `/-/ready`, and to show the
 /// counts of the traffic (scrapes every second).
@@ -270,6 +275,18 @@ async fn scrape(gw: &TestGateway) -> String {
     let reply = send(gw.http.get(gw.control_url("/metrics"))).await;
     assert_eq!(reply.status, 200, "GET /metrics: {reply:?}");
     reply.text
+}
+
+/// The value of the sample `series` (name and labels, exactly as
+/// rendered), if `/metrics` has it.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+}
+
+fn redis_sample(text: &str, metric: &str, operation: &str) -> Option<f64> {
+    sample(text, &format!(r#"{metric}{{operation="{operation}"}}"#))
 }
 
 // --- a Prometheus server ----------------------------------------------------
@@ -571,4 +588,77 @@ async fn no_credential_appears_in_the_metrics() {
             &secret[..secret.len().min(6)]
         );
     }
+}
+
+#[tokio::test]
+async fn redis_round_trips_are_timed_by_operation() {
+    support::init_tracing();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let gw = node(&redis, &upstream, None).await;
+    create_clients(&gw).await;
+    let count = "tollgate_redis_command_duration_seconds_count";
+    let before = scrape(&gw).await;
+    assert_eq!(
+        redis_sample(&before, count, "issue_tokens"),
+        None,
+        "{before}"
+    );
+
+    let token = cc_token(&gw, CLIENT_A, SECRET_A).await;
+    call(&gw, &token, 200).await;
+    let text = scrape(&gw).await;
+    // One pipelined round trip per token issued.
+    assert_eq!(
+        redis_sample(&text, count, "issue_tokens"),
+        Some(1.0),
+        "{text}"
+    );
+    // The admin API wrote the client apps.
+    let writes = redis_sample(&text, count, "put_document").unwrap_or(0.0);
+    assert!(writes >= 2.0, "put_document: {writes}\n{text}");
+    let errors = "tollgate_redis_errors_total";
+    assert_eq!(
+        redis_sample(&text, errors, "issue_tokens"),
+        Some(0.0),
+        "{text}"
+    );
+    let redis_duration = "tollgate_redis_command_duration_seconds";
+    let all = format!(r#"{redis_duration}_bucket{{operation="issue_tokens",le="+Inf"}}"#);
+    assert_eq!(sample(&text, &all), Some(1.0), "{text}");
+}
+
+#[tokio::test]
+async fn redis_errors_are_counted_while_redis_is_down() {
+    support::init_tracing();
+    let redis = std::sync::Arc::new(TestRedis::start_standalone());
+    let upstream = Upstream::start().await;
+    let gw = TestGateway::builder()
+        .api_json("public", keyless_api("public", "/public/", &upstream.url()))
+        .configure(|c| c.redis.connect_timeout = OUTAGE_REDIS_TIMEOUT)
+        .start(&redis)
+        .await;
+    let errors = "tollgate_redis_errors_total";
+    let hello = send(gw.http.get(gw.control_url("/hello"))).await;
+    assert_eq!(hello.status, 200, "{hello:?}");
+    let text = scrape(&gw).await;
+    assert_eq!(redis_sample(&text, errors, "ping"), Some(0.0), "{text}");
+
+    {
+        let redis = std::sync::Arc::clone(&redis);
+        tokio::task::spawn_blocking(move || redis.stop())
+            .await
+            .expect("stop redis");
+    }
+    let hello = send(gw.http.get(gw.control_url("/hello"))).await;
+    assert_eq!(hello.status, 503, "/hello with Redis down: {hello:?}");
+    let text = scrape(&gw).await;
+    let failed = redis_sample(&text, errors, "ping").unwrap_or(0.0);
+    assert!(failed >= 1.0, "ping errors: {failed}\n{text}");
+    let timed = "tollgate_redis_command_duration_seconds_count";
+    let pings = redis_sample(&text, timed, "ping").unwrap_or(0.0);
+    assert!(
+        pings >= 2.0,
+        "the failed PING is timed too: {pings}\n{text}"
+    );
 }

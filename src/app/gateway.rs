@@ -35,8 +35,12 @@ pub struct Gateway {
 
 impl Gateway {
     pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
-        let store = Store::connect(&store_config(&config)).await?;
         let metrics = Metrics::new(config.metrics.client_label);
+        // Set before the store is cloned, so every clone records its round
+        // trips into this node's metrics.
+        let store = Store::connect(&store_config(&config))
+            .await?
+            .with_metrics(metrics.clone());
         let analytics = start_analytics(&config, &store, &metrics);
         let sessions = Arc::new(SessionCache::new(config.session_cache_ttl));
         let cluster = Cluster::start(store.clone(), config.node_secret.as_ref(), metrics.clone());

@@ -10,6 +10,7 @@ use fred::prelude::*;
 use fred::types::Value;
 use serde::{Deserialize, Serialize};
 
+use super::observer::Operation;
 use super::{StorageError, Store};
 
 /// An OAuth client app. The secret is kept only as a salted hash.
@@ -59,11 +60,11 @@ impl Store {
         document: &[u8],
     ) -> Result<(), StorageError> {
         let client = self.client();
-        client
-            .set::<(), _, _>(self.document_key(kind, id), document, None, None, false)
-            .await?;
-        client.sadd::<(), _, _>(self.set_key(kind), id).await?;
-        Ok(())
+        let op = Operation::PutDocument;
+        let set = client.set::<(), _, _>(self.document_key(kind, id), document, None, None, false);
+        self.timed(op, set).await?;
+        let sadd = client.sadd::<(), _, _>(self.set_key(kind), id);
+        self.timed(op, sadd).await
     }
 
     pub async fn document(
@@ -71,7 +72,8 @@ impl Store {
         kind: Catalog<'_>,
         id: &str,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.client().get(self.document_key(kind, id)).await?)
+        let get = self.client().get(self.document_key(kind, id));
+        self.timed(Operation::Document, get).await
     }
 
     /// Every document of a kind, sorted by id.
@@ -80,7 +82,9 @@ impl Store {
         kind: Catalog<'_>,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         let client = self.client();
-        let mut ids: Vec<String> = client.smembers(self.set_key(kind)).await?;
+        let op = Operation::Documents;
+        let members = client.smembers(self.set_key(kind));
+        let mut ids: Vec<String> = self.timed(op, members).await?;
         ids.sort();
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -91,7 +95,7 @@ impl Store {
         for id in &ids {
             pipe.get::<(), _>(self.document_key(kind, id)).await?;
         }
-        let replies: Vec<Value> = pipe.all().await?;
+        let replies: Vec<Value> = self.timed(op, pipe.all()).await?;
         let documents = ids
             .into_iter()
             .zip(replies)
@@ -103,8 +107,12 @@ impl Store {
     /// Removes a document; true when it existed.
     pub async fn delete_document(&self, kind: Catalog<'_>, id: &str) -> Result<bool, StorageError> {
         let client = self.client();
-        let removed: i64 = client.del(self.document_key(kind, id)).await?;
-        client.srem::<(), _, _>(self.set_key(kind), id).await?;
+        let op = Operation::DeleteDocument;
+        let removed: i64 = self
+            .timed(op, client.del(self.document_key(kind, id)))
+            .await?;
+        let srem = client.srem::<(), _, _>(self.set_key(kind), id);
+        self.timed(op, srem).await?;
         Ok(removed > 0)
     }
 
@@ -161,7 +169,8 @@ impl Store {
         org_id: &str,
         username: &str,
     ) -> Result<Option<UserRecord>, StorageError> {
-        let bytes: Option<Vec<u8>> = self.client().get(self.keys.user(org_id, username)).await?;
+        let get = self.client().get(self.keys.user(org_id, username));
+        let bytes: Option<Vec<u8>> = self.timed(Operation::User, get).await?;
         bytes
             .map(|b| serde_json::from_slice(&b).map_err(StorageError::from))
             .transpose()
@@ -171,29 +180,29 @@ impl Store {
         let key = self.keys.user(&user.org_id, &user.username);
         let bytes = serde_json::to_vec(user)?;
         let client = self.client();
-        client
-            .set::<(), _, _>(key, bytes, None, None, false)
-            .await?;
+        let op = Operation::PutUser;
+        let set = client.set::<(), _, _>(key, bytes, None, None, false);
+        self.timed(op, set).await?;
         let orgs = self.keys.user_orgs(&user.username);
-        client.sadd::<(), _, _>(orgs, user.org_id.as_str()).await?;
-        Ok(())
+        let sadd = client.sadd::<(), _, _>(orgs, user.org_id.as_str());
+        self.timed(op, sadd).await
     }
 
     pub async fn delete_user(&self, org_id: &str, username: &str) -> Result<bool, StorageError> {
         let client = self.client();
-        let removed: i64 = client.del(self.keys.user(org_id, username)).await?;
-        client
-            .srem::<(), _, _>(self.keys.user_orgs(username), org_id)
+        let op = Operation::DeleteUser;
+        let removed: i64 = self
+            .timed(op, client.del(self.keys.user(org_id, username)))
             .await?;
+        let srem = client.srem::<(), _, _>(self.keys.user_orgs(username), org_id);
+        self.timed(op, srem).await?;
         Ok(removed > 0)
     }
 
     /// The organisations that have a user named `username`.
     pub async fn user_orgs(&self, username: &str) -> Result<Vec<String>, StorageError> {
-        let mut orgs: Vec<String> = self
-            .client()
-            .smembers(self.keys.user_orgs(username))
-            .await?;
+        let members = self.client().smembers(self.keys.user_orgs(username));
+        let mut orgs: Vec<String> = self.timed(Operation::UserOrgs, members).await?;
         orgs.sort();
         Ok(orgs)
     }

@@ -9,7 +9,8 @@
 use fred::prelude::*;
 use fred::types::Value;
 
-use super::StorageError;
+use super::observer::Operation;
+use super::{StorageError, Store};
 
 /// Flips a live value to used; see the module documentation.
 const CLAIM_SCRIPT: &str = r#"
@@ -57,14 +58,16 @@ pub(crate) fn split_value(value: &[u8]) -> Option<(bool, &[u8], &[u8])> {
 /// Claims `key` for `owner`. `tombstone` replaces the payload once used;
 /// an empty tombstone keeps the payload.
 pub(crate) async fn claim(
-    client: &Client,
+    store: &Store,
+    operation: Operation,
     key: String,
     owner: &str,
     tombstone: &[u8],
 ) -> Result<Claim, StorageError> {
-    let reply: Value = client
-        .eval(CLAIM_SCRIPT, key, vec![owner.as_bytes(), tombstone])
-        .await?;
+    let eval = store
+        .client()
+        .eval(CLAIM_SCRIPT, key, vec![owner.as_bytes(), tombstone]);
+    let reply: Value = store.timed(operation, eval).await?;
     parse_reply(reply)
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use fred::prelude::*;
 
 use super::keys::Keys;
+use super::observer::{Operation, RedisObserver};
 use super::StorageError;
 
 /// How to reach Redis.
@@ -25,6 +26,8 @@ pub struct Store {
     pool: Pool,
     pub(crate) keys: Keys,
     pub(crate) config: std::sync::Arc<StoreConfig>,
+    /// Where round trips are timed; `None` without a node's metrics.
+    pub(super) observer: Option<std::sync::Arc<RedisObserver>>,
 }
 
 /// Startup failure: which address could not be reached, and why.
@@ -65,6 +68,7 @@ impl Store {
             pool,
             keys: Keys::new(&config.key_prefix),
             config: std::sync::Arc::new(config.clone()),
+            observer: None,
         })
     }
 
@@ -75,7 +79,8 @@ impl Store {
 
     /// Whether Redis answers a PING now.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        Ok(self.client().ping::<()>(None).await?)
+        self.timed(Operation::Ping, self.client().ping::<()>(None))
+            .await
     }
 
     /// Closes every connection of the pool.

@@ -10,8 +10,11 @@
 //! not extend the block. The quota counts allowed requests per renewal
 //! period; a request refused by either check uses no quota.
 
-use fred::prelude::*;
+use std::sync::LazyLock;
 
+use fred::types::scripts::Script;
+
+use super::observer::Operation;
 use super::{StorageError, Store};
 
 const LIMITS_SCRIPT: &str = r#"
@@ -50,6 +53,11 @@ local remaining = -1
 if quota_max >= 0 then remaining = quota_max - used end
 return {2, 0, remaining, math.max(reset - now, 0)}
 "#;
+
+/// The script by its SHA-1, computed once. This runs on every request with
+/// a limit: `EVALSHA` spares the node sending, and Redis hashing, the whole
+/// script each time. After a Redis restart (`NOSCRIPT`) it is loaded again.
+static LIMITS: LazyLock<Script> = LazyLock::new(|| Script::from_lua(LIMITS_SCRIPT));
 
 /// The limits that apply to one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,10 +111,8 @@ impl Store {
             quota_max.to_string(),
             limits.quota_renewal_ms.max(1).to_string(),
         ];
-        let reply: Vec<i64> = self
-            .client()
-            .eval(LIMITS_SCRIPT, self.keys.limits(scope), args)
-            .await?;
+        let eval = LIMITS.evalsha_with_reload(self.client(), self.keys.limits(scope), args);
+        let reply: Vec<i64> = self.timed(Operation::CheckLimits, eval).await?;
         parse_reply(&reply)
     }
 }

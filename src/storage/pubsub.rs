@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::connection::builder;
+use super::observer::Operation;
 use super::{StorageError, Store};
 
 /// Messages a subscriber waits for beyond this are dropped; the periodic
@@ -29,14 +30,15 @@ impl Store {
         format!("{}{name}", self.config.key_prefix)
     }
 
-    /// Appends values to a list in one command.
+    /// Appends values to a list in one command. Its round trips are
+    /// labelled `push_analytics`, the one list tollgate pushes to.
     pub async fn push_all(&self, key: &str, values: Vec<Vec<u8>>) -> Result<(), StorageError> {
         if values.is_empty() {
             return Ok(());
         }
         let values: Vec<Value> = values.into_iter().map(|v| Value::Bytes(v.into())).collect();
-        self.client().rpush::<(), _, _>(key, values).await?;
-        Ok(())
+        let rpush = self.client().rpush::<(), _, _>(key, values);
+        self.timed(Operation::PushAnalytics, rpush).await
     }
 
     /// The channel name, under the key prefix.
@@ -46,19 +48,21 @@ impl Store {
 
     /// Increments the cluster change counter; returns the new value.
     pub async fn bump_change_counter(&self) -> Result<u64, StorageError> {
-        Ok(self.client().incr(self.keys.change_counter()).await?)
+        let incr = self.client().incr(self.keys.change_counter());
+        self.timed(Operation::BumpChangeCounter, incr).await
     }
 
     /// The cluster change counter (0 before the first change).
     pub async fn change_counter(&self) -> Result<u64, StorageError> {
-        let value: Option<u64> = self.client().get(self.keys.change_counter()).await?;
+        let get = self.client().get(self.keys.change_counter());
+        let value: Option<u64> = self.timed(Operation::ChangeCounter, get).await?;
         Ok(value.unwrap_or(0))
     }
 
     pub async fn publish(&self, channel: &str, message: Vec<u8>) -> Result<(), StorageError> {
         let bytes = Value::Bytes(message.into());
-        self.client().publish::<(), _, _>(channel, bytes).await?;
-        Ok(())
+        let publish = self.client().publish::<(), _, _>(channel, bytes);
+        self.timed(Operation::Publish, publish).await
     }
 
     /// Subscribes on a connection of its own, kept and resubscribed by fred

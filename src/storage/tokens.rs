@@ -10,6 +10,7 @@ use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand, Value};
 
 use super::claim::{self, Claim};
+use super::observer::Operation;
 use super::records::{self, CodeRecord, GrantRecord, RefreshRecord};
 use super::{StorageError, Store};
 use crate::session::{now_ms, Session};
@@ -91,10 +92,10 @@ impl Store {
     ) -> Result<(), StorageError> {
         let value = claim::live_value(owner, &records::encode(record)?);
         let expire = Some(Expiration::PX(ttl_ms as i64));
-        self.client()
-            .set::<(), _, _>(self.keys.code(hash), value, expire, None, false)
-            .await?;
-        Ok(())
+        let set = self
+            .client()
+            .set::<(), _, _>(self.keys.code(hash), value, expire, None, false);
+        self.timed(Operation::PutCode, set).await
     }
 
     /// Uses a code once. The tombstone left behind names `grant_id`, so a
@@ -106,7 +107,8 @@ impl Store {
         grant_id: &str,
     ) -> Result<Claimed<CodeRecord, String>, StorageError> {
         let key = self.keys.code(hash);
-        let claim = claim::claim(self.client(), key, owner, grant_id.as_bytes()).await?;
+        let claim =
+            claim::claim(self, Operation::ClaimCode, key, owner, grant_id.as_bytes()).await?;
         Ok(match claim {
             Claim::Live(payload) => Claimed::Live(records::decode(&payload)?),
             Claim::Used(tomb) => Claimed::Used(String::from_utf8_lossy(&tomb).into_owned()),
@@ -121,7 +123,7 @@ impl Store {
         owner: &str,
     ) -> Result<Claimed<RefreshRecord, RefreshRecord>, StorageError> {
         let key = self.keys.refresh(hash);
-        let claim = claim::claim(self.client(), key, owner, b"").await?;
+        let claim = claim::claim(self, Operation::ClaimRefresh, key, owner, b"").await?;
         Ok(match claim {
             Claim::Live(payload) => Claimed::Live(records::decode(&payload)?),
             Claim::Used(payload) => Claimed::Used(records::decode(&payload)?),
@@ -134,7 +136,8 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<(String, bool, RefreshRecord)>, StorageError> {
-        let value: Option<Vec<u8>> = self.client().get(self.keys.refresh(hash)).await?;
+        let get = self.client().get(self.keys.refresh(hash));
+        let value: Option<Vec<u8>> = self.timed(Operation::RefreshRecord, get).await?;
         let Some(value) = value else { return Ok(None) };
         let Some((live, owner, payload)) = claim::split_value(&value) else {
             return Err(StorageError::Reply("refresh record"));
@@ -171,7 +174,7 @@ impl Store {
             self.queue_refresh(&pipe, new, refresh).await?;
         }
 
-        let replies: Vec<Value> = pipe.all().await?;
+        let replies: Vec<Value> = self.timed(Operation::IssueTokens, pipe.all()).await?;
         let revoked = grant_queued && replies.first().and_then(Value::as_i64) == Some(0);
         if revoked {
             self.remove_new_tokens(new).await?;
@@ -189,30 +192,32 @@ impl Store {
         ttl_ms: Option<u64>,
     ) -> Result<(), StorageError> {
         let expire = ttl_ms.map(|ms| Expiration::PX(ms.max(1) as i64));
-        self.client()
-            .set::<(), _, _>(
-                self.keys.access(hash),
-                records::encode(session)?,
-                expire,
-                None,
-                false,
-            )
-            .await?;
-        Ok(())
+        let set = self.client().set::<(), _, _>(
+            self.keys.access(hash),
+            records::encode(session)?,
+            expire,
+            None,
+            false,
+        );
+        self.timed(Operation::PutKeySession, set).await
     }
 
     pub async fn session(&self, hash: &str) -> Result<Option<Session>, StorageError> {
-        let value: Option<Vec<u8>> = self.client().get(self.keys.access(hash)).await?;
+        let get = self.client().get(self.keys.access(hash));
+        let value: Option<Vec<u8>> = self.timed(Operation::Session, get).await?;
         value.map(|bytes| records::decode(&bytes)).transpose()
     }
 
     /// Deletes one access token; returns its session if it existed.
     pub async fn revoke_access(&self, hash: &str) -> Result<Option<Session>, StorageError> {
-        let value: Option<Vec<u8>> = self.client().getdel(self.keys.access(hash)).await?;
+        let op = Operation::RevokeAccess;
+        let getdel = self.client().getdel(self.keys.access(hash));
+        let value: Option<Vec<u8>> = self.timed(op, getdel).await?;
         let Some(bytes) = value else { return Ok(None) };
         let session: Session = records::decode(&bytes)?;
         let index = self.keys.client_tokens(&session.api_id, &session.client_id);
-        self.client().zrem::<(), _, _>(index, hash).await?;
+        let zrem = self.client().zrem::<(), _, _>(index, hash);
+        self.timed(op, zrem).await?;
         Ok(Some(session))
     }
 
@@ -223,14 +228,12 @@ impl Store {
         grant_id: &str,
         marker_ttl_ms: u64,
     ) -> Result<Option<GrantRecord>, StorageError> {
-        let old: Option<Vec<u8>> = self
-            .client()
-            .eval(
-                GRANT_REVOKE_SCRIPT,
-                self.keys.grant(grant_id),
-                marker_ttl_ms.max(1).to_string(),
-            )
-            .await?;
+        let eval = self.client().eval(
+            GRANT_REVOKE_SCRIPT,
+            self.keys.grant(grant_id),
+            marker_ttl_ms.max(1).to_string(),
+        );
+        let old: Option<Vec<u8>> = self.timed(Operation::RevokeGrant, eval).await?;
         let Some(bytes) = old else { return Ok(None) };
         let grant: GrantRecord = records::decode(&bytes)?;
         self.delete_grant_tokens(&grant).await?;
@@ -248,17 +251,18 @@ impl Store {
         let key = self.keys.client_tokens(api_id, client_id);
         let now = now_ms();
         let client = self.client();
-        client
-            .zremrangebyscore::<(), _, _, _>(&key, f64::NEG_INFINITY, lapsed_bound(now))
-            .await?;
-        let total: usize = client.zcount(&key, score(now), f64::INFINITY).await?;
+        let op = Operation::ClientTokens;
+        let trim =
+            client.zremrangebyscore::<(), _, _, _>(&key, f64::NEG_INFINITY, lapsed_bound(now));
+        self.timed(op, trim).await?;
+        let count = client.zcount(&key, score(now), f64::INFINITY);
+        let total: usize = self.timed(op, count).await?;
         let limit = page.map(|page| {
             let offset = (page.max(1) - 1) * TOKEN_PAGE_SIZE;
             (offset as i64, TOKEN_PAGE_SIZE as i64)
         });
-        let raw: Vec<(String, f64)> = client
-            .zrangebyscore(&key, score(now), f64::INFINITY, true, limit)
-            .await?;
+        let range = client.zrangebyscore(&key, score(now), f64::INFINITY, true, limit);
+        let raw: Vec<(String, f64)> = self.timed(op, range).await?;
         let tokens = raw.into_iter().map(|(h, s)| (h, s.ceil() as u64)).collect();
         Ok(TokenPage {
             tokens,
@@ -276,23 +280,22 @@ impl Store {
         marker_ttl_ms: u64,
     ) -> Result<Vec<String>, StorageError> {
         let client = self.client();
+        let op = Operation::RevokeClientTokens;
         let grants_key = self.keys.client_grants(api_id, client_id);
-        let grants: Vec<String> = client
-            .zrange(&grants_key, 0, -1, None, false, None, false)
-            .await?;
+        let range = client.zrange(&grants_key, 0, -1, None, false, None, false);
+        let grants: Vec<String> = self.timed(op, range).await?;
         for grant_id in &grants {
             self.revoke_grant(grant_id, marker_ttl_ms).await?;
         }
 
         let tokens_key = self.keys.client_tokens(api_id, client_id);
-        let hashes: Vec<String> = client
-            .zrange(&tokens_key, 0, -1, None, false, None, false)
-            .await?;
+        let range = client.zrange(&tokens_key, 0, -1, None, false, None, false);
+        let hashes: Vec<String> = self.timed(op, range).await?;
         let keys: Vec<String> = hashes.iter().map(|h| self.keys.access(h)).collect();
         if !keys.is_empty() {
-            self.delete_each(keys).await?;
+            self.delete_each(op, keys).await?;
         }
-        self.delete_each(vec![tokens_key, grants_key]).await?;
+        self.delete_each(op, vec![tokens_key, grants_key]).await?;
         Ok(hashes)
     }
 }
@@ -386,8 +389,7 @@ impl Store {
         if let Some(refresh) = &new.refresh {
             keys.push(self.keys.refresh(refresh.hash));
         }
-        self.delete_each(keys).await?;
-        Ok(())
+        self.delete_each(Operation::IssueTokens, keys).await
     }
 
     async fn delete_grant_tokens(&self, grant: &GrantRecord) -> Result<(), StorageError> {
@@ -395,13 +397,13 @@ impl Store {
         if let Some(refresh) = &grant.refresh_hash {
             keys.push(self.keys.refresh(refresh));
         }
-        self.delete_each(keys).await?;
-        let client = self.client();
+        let op = Operation::RevokeGrant;
+        self.delete_each(op, keys).await?;
         let index = self.keys.client_tokens(&grant.api_id, &grant.client_id);
-        client
-            .zrem::<(), _, _>(index, grant.access_hash.as_str())
-            .await?;
-        Ok(())
+        let zrem = self
+            .client()
+            .zrem::<(), _, _>(index, grant.access_hash.as_str());
+        self.timed(op, zrem).await
     }
 }
 
@@ -410,12 +412,16 @@ impl Store {
 impl Store {
     /// Deletes keys one command each, pipelined: a multi-key DEL would fail
     /// on a Redis Cluster when the keys live in different slots.
-    pub(crate) async fn delete_each(&self, keys: Vec<String>) -> Result<(), StorageError> {
+    pub(crate) async fn delete_each(
+        &self,
+        operation: Operation,
+        keys: Vec<String>,
+    ) -> Result<(), StorageError> {
         let pipe = self.client().pipeline();
         for key in keys {
             pipe.del::<(), _>(key).await?;
         }
-        let _: Vec<Value> = pipe.all().await?;
+        let _: Vec<Value> = self.timed(operation, pipe.all()).await?;
         Ok(())
     }
 }
