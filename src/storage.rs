@@ -17,7 +17,7 @@ mod tokens;
 
 pub use catalog::{Catalog, ClientRecord, UserRecord};
 pub use connection::{redact_url, ConnectError, Store, StoreConfig};
-pub use limits::{LimitOutcome, Limits};
+pub use limits::{Allowance, LimitOutcome, Limits};
 pub use pubsub::PubSubEvent;
 pub use records::{CodeRecord, GrantRecord, RefreshRecord};
 pub use tokens::{owner, Claimed, IssuedTokens, NewRefresh, NewTokens, TokenPage};
@@ -35,4 +35,19 @@ pub enum StorageError {
     Json(#[from] serde_json::Error),
     #[error("unexpected reply from redis: {0}")]
     Reply(&'static str),
+}
+
+// === impl StorageError ===
+
+impl StorageError {
+    /// The same failure again, for each of several requests that shared
+    /// one round trip. Decoding errors do not occur there and become a
+    /// generic reply error.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Redis(error) => Self::Redis(error.clone()),
+            Self::Reply(what) => Self::Reply(what),
+            _ => Self::Reply("shared round trip failed"),
+        }
+    }
 }

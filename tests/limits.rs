@@ -395,13 +395,18 @@ async fn plain_keys_count_per_key() {
         }),
     )
     .await;
-    for _ in 0..2 {
+    // Without a quota the headers report the rate limit.
+    for remaining in ["1", "0"] {
         let reply = gw.call("/keys/x", &own).await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        assert!(
-            reply.header("x-ratelimit-limit").is_none(),
-            "no quota: {reply:?}"
-        );
+        assert_eq!(reply.header("x-ratelimit-limit"), Some("2"), "{reply:?}");
+        assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining));
+        let reset = reply
+            .header("x-ratelimit-reset")
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("a reset time");
+        let now = unix_now();
+        assert!(reset > now && reset <= now + 11, "reset {reset}, now {now}");
     }
     assert_too_many(&gw.call("/keys/x", &own).await, 10);
     // A key made with a chosen name counts apart from the others.

@@ -12,7 +12,7 @@ use crate::api::ApiDefinition;
 use crate::app::Gateway;
 use crate::policy::{Decision, RateSpec};
 use crate::session::{now_ms, Session};
-use crate::storage::{LimitOutcome, Limits};
+use crate::storage::{Allowance, LimitOutcome, Limits};
 
 /// The limits of an allowed request and the counters they apply to.
 #[derive(Debug)]
@@ -21,9 +21,10 @@ pub(super) struct Admission {
     scope: String,
 }
 
-/// Quota state to report in response headers.
+/// Limit state to report in response headers: the quota's when a quota
+/// applies (as Tyk reports it), else the rate limit's.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct QuotaHeaders {
+pub(super) struct LimitHeaders {
     limit: u64,
     remaining: u64,
     reset_unix_secs: u64,
@@ -73,7 +74,7 @@ pub(super) fn admit(
 pub(super) async fn count(
     gateway: &Gateway,
     admission: &Admission,
-) -> Result<Option<QuotaHeaders>, ProxyError> {
+) -> Result<Option<LimitHeaders>, ProxyError> {
     let spec = admission.limits;
     let limits = Limits {
         rate: if spec.has_rate() { spec.rate } else { 0.0 },
@@ -95,14 +96,7 @@ pub(super) async fn count(
         LimitOutcome::QuotaExceeded { retry_after_ms } => Err(ProxyError::QuotaExceeded {
             retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
         }),
-        LimitOutcome::Allowed {
-            quota_remaining,
-            quota_reset_ms,
-        } => Ok(quota_remaining.map(|remaining| QuotaHeaders {
-            limit: spec.quota_max.max(0) as u64,
-            remaining,
-            reset_unix_secs: (now_ms() + quota_reset_ms).div_ceil(1000),
-        })),
+        LimitOutcome::Allowed(allowance) => Ok(Some(LimitHeaders::new(&spec, &allowance))),
     }
 }
 
@@ -114,9 +108,25 @@ fn base_scope(session: &Session, token_hash: &str) -> String {
     }
 }
 
-// === impl QuotaHeaders ===
+// === impl LimitHeaders ===
 
-impl QuotaHeaders {
+impl LimitHeaders {
+    fn new(spec: &RateSpec, allowance: &Allowance) -> Self {
+        let (limit, remaining, reset_ms) = match allowance.quota_remaining {
+            Some(remaining) => (spec.quota_max as f64, remaining, allowance.quota_reset_ms),
+            None => (
+                spec.rate,
+                allowance.rate_remaining.unwrap_or(0),
+                allowance.rate_reset_ms,
+            ),
+        };
+        Self {
+            limit: limit.max(0.0) as u64,
+            remaining,
+            reset_unix_secs: (now_ms() + reset_ms).div_ceil(1000),
+        }
+    }
+
     /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds).
     pub(super) fn apply(&self, headers: &mut HeaderMap) {
         let pairs = [

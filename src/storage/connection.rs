@@ -5,6 +5,7 @@ use std::time::Duration;
 use fred::prelude::*;
 
 use super::keys::Keys;
+use super::limits::Coalescer;
 use super::observer::{Operation, RedisObserver};
 use super::StorageError;
 
@@ -28,6 +29,8 @@ pub struct Store {
     pub(crate) config: std::sync::Arc<StoreConfig>,
     /// Where round trips are timed; `None` without a node's metrics.
     pub(super) observer: Option<std::sync::Arc<RedisObserver>>,
+    /// Limit checks waiting to share a round trip.
+    pub(super) limit_batches: std::sync::Arc<Coalescer>,
 }
 
 /// Startup failure: which address could not be reached, and why.
@@ -69,6 +72,7 @@ impl Store {
             keys: Keys::new(&config.key_prefix),
             config: std::sync::Arc::new(config.clone()),
             observer: None,
+            limit_batches: Default::default(),
         })
     }
 

@@ -17,41 +17,55 @@ use fred::types::scripts::Script;
 use super::observer::Operation;
 use super::{StorageError, Store};
 
+mod coalesce;
+
+pub(super) use coalesce::Coalescer;
+
 const LIMITS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate, per = tonumber(ARGV[1]), tonumber(ARGV[2])
 local quota_max, renewal = tonumber(ARGV[3]), tonumber(ARGV[4])
+local count = tonumber(ARGV[5])
 
-local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or now)
-if tat < now then tat = now end
-local new_tat = tat
-if rate > 0 then
-  new_tat = tat + per / rate
-  if new_tat - now > per then
-    return {0, math.ceil(tat + per / rate - per - now), -1, -1}
+local state = redis.call('HMGET', KEYS[1], 'tat', 'qused', 'qreset')
+local tat = math.max(tonumber(state[1]) or now, now)
+local used = tonumber(state[2]) or 0
+local reset = tonumber(state[3]) or 0
+if quota_max >= 0 and reset <= now then
+  used = 0
+  reset = now + renewal
+end
+local interval = 0
+if rate > 0 then interval = per / rate end
+
+local out, changed = {}, false
+for i = 1, count do
+  local verdict, wait = 2, 0
+  if rate > 0 and tat + interval - now > per then
+    verdict, wait = 0, math.ceil(tat + interval - per - now)
+  elseif quota_max >= 0 and used >= quota_max then
+    verdict, wait = 1, reset - now
+  else
+    tat = tat + interval
+    if quota_max >= 0 then used = used + 1 end
+    changed = true
   end
+  local quota_left, rate_left = -1, -1
+  if quota_max >= 0 then quota_left = quota_max - used end
+  if rate > 0 then rate_left = math.floor((now + per - tat) / interval + 1e-9) end
+  local n = #out
+  out[n + 1], out[n + 2] = verdict, wait
+  out[n + 3], out[n + 4] = quota_left, math.max(reset - now, 0)
+  out[n + 5], out[n + 6] = rate_left, math.ceil(tat - now)
 end
 
-local used = tonumber(redis.call('HGET', KEYS[1], 'qused') or 0)
-local reset = tonumber(redis.call('HGET', KEYS[1], 'qreset') or 0)
-if quota_max >= 0 then
-  if reset <= now then
-    used = 0
-    reset = now + renewal
-  end
-  if used >= quota_max then
-    return {1, reset - now, 0, reset - now}
-  end
-  used = used + 1
+if changed then
+  redis.call('HSET', KEYS[1], 'tat', tat, 'qused', used, 'qreset', reset)
+  local keep = math.max(tat - now, reset - now, 1)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(keep))
 end
-
-redis.call('HSET', KEYS[1], 'tat', new_tat, 'qused', used, 'qreset', reset)
-local keep = math.max(new_tat - now, reset - now, 1)
-redis.call('PEXPIRE', KEYS[1], math.ceil(keep))
-local remaining = -1
-if quota_max >= 0 then remaining = quota_max - used end
-return {2, 0, remaining, math.max(reset - now, 0)}
+return out
 "#;
 
 /// The script by its SHA-1, computed once. This runs on every request with
@@ -73,19 +87,27 @@ pub struct Limits {
 /// What the counters said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitOutcome {
-    Allowed {
-        /// Quota left after this request, when a quota applies.
-        quota_remaining: Option<u64>,
-        /// Milliseconds until the quota renews.
-        quota_reset_ms: u64,
-    },
-    RateLimited {
-        retry_after_ms: u64,
-    },
-    QuotaExceeded {
-        retry_after_ms: u64,
-    },
+    Allowed(Allowance),
+    RateLimited { retry_after_ms: u64 },
+    QuotaExceeded { retry_after_ms: u64 },
 }
+
+/// The counters after an allowed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    /// Quota left, when a quota applies.
+    pub quota_remaining: Option<u64>,
+    /// Milliseconds until the quota renews.
+    pub quota_reset_ms: u64,
+    /// Requests the rate limit would let through right now, when one
+    /// applies.
+    pub rate_remaining: Option<u64>,
+    /// Milliseconds until the rate limit's whole burst is available again.
+    pub rate_reset_ms: u64,
+}
+
+/// Values the script returns for each request it counted.
+const REPLY_WIDTH: usize = 6;
 
 // === impl Limits ===
 
@@ -98,30 +120,47 @@ impl Limits {
 // === impl Store ===
 
 impl Store {
-    /// Counts one request against the limits of `scope`.
+    /// Counts one request against the limits of `scope`. Concurrent checks
+    /// of one scope share a round trip (see [`Coalescer`]).
     pub async fn check_limits(
         &self,
         scope: &str,
         limits: &Limits,
     ) -> Result<LimitOutcome, StorageError> {
+        Coalescer::check(self, scope, limits).await
+    }
+
+    /// Counts `count` requests against the limits of `scope`, in order, in
+    /// one script call: each outcome is what that request would have met
+    /// on its own after the ones before it.
+    pub(super) async fn count_requests(
+        &self,
+        scope: &str,
+        limits: &Limits,
+        count: usize,
+    ) -> Result<Vec<LimitOutcome>, StorageError> {
         let quota_max = limits.quota_max.map_or(-1, |max| max as i64);
         let args: Vec<String> = vec![
             limits.rate.max(0.0).to_string(),
             limits.per_ms.max(1).to_string(),
             quota_max.to_string(),
             limits.quota_renewal_ms.max(1).to_string(),
+            count.to_string(),
         ];
         let eval = LIMITS.evalsha_with_reload(self.client(), self.keys.limits(scope), args);
         let reply: Vec<i64> = self.timed(Operation::CheckLimits, eval).await?;
-        parse_reply(&reply)
+        if reply.len() != count * REPLY_WIDTH {
+            return Err(StorageError::Reply("limits script"));
+        }
+        reply.chunks_exact(REPLY_WIDTH).map(parse_outcome).collect()
     }
 }
 
-fn parse_reply(reply: &[i64]) -> Result<LimitOutcome, StorageError> {
-    let [verdict, wait, remaining, reset] = reply else {
+fn parse_outcome(reply: &[i64]) -> Result<LimitOutcome, StorageError> {
+    let &[verdict, wait, quota_left, quota_reset, rate_left, rate_reset] = reply else {
         return Err(StorageError::Reply("limits script"));
     };
-    let wait = (*wait).max(0) as u64;
+    let wait = wait.max(0) as u64;
     Ok(match verdict {
         0 => LimitOutcome::RateLimited {
             retry_after_ms: wait,
@@ -129,10 +168,12 @@ fn parse_reply(reply: &[i64]) -> Result<LimitOutcome, StorageError> {
         1 => LimitOutcome::QuotaExceeded {
             retry_after_ms: wait,
         },
-        _ => LimitOutcome::Allowed {
-            quota_remaining: u64::try_from(*remaining).ok(),
-            quota_reset_ms: (*reset).max(0) as u64,
-        },
+        _ => LimitOutcome::Allowed(Allowance {
+            quota_remaining: u64::try_from(quota_left).ok(),
+            quota_reset_ms: quota_reset.max(0) as u64,
+            rate_remaining: u64::try_from(rate_left).ok(),
+            rate_reset_ms: rate_reset.max(0) as u64,
+        }),
     })
 }
 
@@ -143,18 +184,20 @@ mod tests {
     #[test]
     fn replies_map_to_outcomes() {
         assert_eq!(
-            parse_reply(&[0, 1500, -1, -1]).unwrap(),
+            parse_outcome(&[0, 1500, -1, 0, 0, 2000]).unwrap(),
             LimitOutcome::RateLimited {
                 retry_after_ms: 1500
             }
         );
         assert_eq!(
-            parse_reply(&[2, 0, -1, 0]).unwrap(),
-            LimitOutcome::Allowed {
+            parse_outcome(&[2, 0, -1, 0, 4, 800]).unwrap(),
+            LimitOutcome::Allowed(Allowance {
                 quota_remaining: None,
-                quota_reset_ms: 0
-            }
+                quota_reset_ms: 0,
+                rate_remaining: Some(4),
+                rate_reset_ms: 800,
+            })
         );
-        assert!(parse_reply(&[2]).is_err());
+        assert!(parse_outcome(&[2]).is_err());
     }
 }
