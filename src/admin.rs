@@ -27,7 +27,6 @@ mod policies;
 mod respond;
 mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Method, Request, Response};
@@ -36,7 +35,7 @@ use hyper::body::Incoming;
 pub use tokens::authorize_client_for;
 
 use crate::app::Gateway;
-use crate::http::{Body, Handler};
+use crate::http::{Body, Handler, Peer};
 use respond::AdminError;
 
 /// The control-plane request handler.
@@ -89,7 +88,7 @@ impl ControlPlane {
 }
 
 impl Handler for ControlPlane {
-    async fn call(self: Arc<Self>, request: Request<Incoming>, _: SocketAddr) -> Response<Body> {
+    async fn call(self: Arc<Self>, request: Request<Incoming>, _: Peer) -> Response<Body> {
         self.handle(request).await
     }
 }

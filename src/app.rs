@@ -7,7 +7,6 @@ mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -19,9 +18,13 @@ pub use gateway::Gateway;
 use crate::admin::ControlPlane;
 use crate::cluster::ReloadRequests;
 use crate::config::Config;
-use crate::http;
+use crate::http::{self, ServeLimits};
 use crate::proxy::DataPlane;
 use crate::storage::ConnectError;
+
+/// Connections the control plane serves at once: probes, scrapers and
+/// operators, never client traffic.
+const CONTROL_MAX_CONNECTIONS: usize = 256;
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,16 +84,32 @@ impl App {
         log_listener("data plane", &data);
         log_listener("control plane", &control);
 
-        let drain = self.gateway.config.drain_timeout;
+        let config = &self.gateway.config;
+        let drain = config.drain_timeout;
+        let data_limits = ServeLimits {
+            read_timeout: config.proxy.read_timeout,
+            max_connections: config.proxy.max_connections,
+            drain_timeout: drain,
+        };
+        let control_limits = ServeLimits {
+            max_connections: CONTROL_MAX_CONNECTIONS,
+            drain_timeout: Duration::from_secs(1),
+            ..data_limits
+        };
         let data_plane = Arc::new(DataPlane::new(self.gateway.clone()));
         let control_plane = Arc::new(ControlPlane::new(self.gateway.clone()));
         tokio::spawn(reload_on_hangup(self.reloads.clone()));
-        let data_task = tokio::spawn(http::serve(data, data_plane, stopped(data_stopped), drain));
+        let data_task = tokio::spawn(http::serve(
+            data,
+            data_plane,
+            stopped(data_stopped),
+            data_limits,
+        ));
         let control_task = tokio::spawn(http::serve(
             control,
             control_plane,
             stopped(control_stopped),
-            Duration::from_secs(1),
+            control_limits,
         ));
 
         shutdown.await;

@@ -39,6 +39,8 @@ pub const DEFAULT_CODE_EXPIRE: Duration = Duration::from_secs(60);
 pub const DEFAULT_REDIRECT_URI_SEPARATOR: &str = ";";
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
 pub const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_WEBHOOK_QUEUE_CAPACITY: usize = 10_000;
@@ -126,6 +128,11 @@ pub struct ProxyConfig {
     /// Largest body tollgate itself reads: OAuth forms and admin JSON.
     /// Proxied bodies stream and are not limited by this.
     pub max_body_bytes: usize,
+    /// Longest wait for a request's headers (an idle keep-alive connection
+    /// included) and for a body tollgate reads itself.
+    pub read_timeout: Duration,
+    /// Open data-plane connections; further ones wait in the listen queue.
+    pub max_connections: usize,
 }
 
 /// Delivery of token notifications to API webhooks. See `webhooks.rs`.
@@ -316,6 +323,11 @@ impl Config {
                 "proxy.max_body_bytes",
                 self.proxy.max_body_bytes.to_string(),
             ),
+            ("proxy.read_timeout", secs(self.proxy.read_timeout)),
+            (
+                "proxy.max_connections",
+                self.proxy.max_connections.to_string(),
+            ),
             ("cache.session_cache_ttl", secs(self.session_cache_ttl)),
             ("drain_timeout", secs(self.drain_timeout)),
             (
@@ -445,11 +457,23 @@ impl Default for OAuthConfig {
 
 // === impl ProxyConfig ===
 
+impl ProxyConfig {
+    /// The bound on bodies tollgate reads itself.
+    pub fn body_limit(&self) -> crate::http::BodyLimit {
+        crate::http::BodyLimit {
+            max_bytes: self.max_body_bytes,
+            timeout: self.read_timeout,
+        }
+    }
+}
+
 impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -5,7 +5,7 @@ mod form;
 mod server;
 
 pub use form::{parse_params, Params, ParamsError};
-pub use server::{serve, Handler};
+pub use server::{serve, Handler, Peer, ServeLimits};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -23,6 +23,15 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("request body could not be read")]
     Read,
+    #[error("request body did not arrive in time")]
+    TimedOut,
+}
+
+/// How much of a body tollgate reads itself, and how long it waits for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit {
+    pub max_bytes: usize,
+    pub timeout: std::time::Duration,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -47,17 +56,26 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     response
 }
 
-/// Reads a whole body, refusing more than `limit` bytes.
-pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+/// Reads a whole body, refusing more than `limit.max_bytes` bytes and a
+/// sender slower than `limit.timeout`. A declared length over the limit is
+/// refused before any of the body is read, so a client that sent
+/// `Expect: 100-continue` is not asked for it.
+pub async fn read_body<B>(body: B, limit: BodyLimit) -> Result<Bytes, BodyError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyError::TooLarge { limit })
+    let max = limit.max_bytes;
+    if body.size_hint().lower() > max as u64 {
+        return Err(BodyError::TooLarge { limit: max });
+    }
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(limit.timeout, read).await {
+        Err(_) => Err(BodyError::TimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyError::TooLarge { limit: max })
         }
-        Err(_) => Err(BodyError::Read),
+        Ok(Err(_)) => Err(BodyError::Read),
     }
 }

@@ -29,6 +29,7 @@ pub use endpoint::Endpoint;
 pub use error::{ErrorCode, OAuthError};
 
 use crate::cluster::{Cluster, Event};
+use crate::http::BodyLimit;
 use crate::metrics::Metrics;
 use crate::session::SessionCache;
 use crate::storage::Store;
@@ -47,8 +48,8 @@ pub struct Settings {
     pub accept_duplicate_client_auth: bool,
     /// Splits a `redirect_uri` string into several registered URIs.
     pub redirect_uri_separator: String,
-    /// Largest request body the endpoints read.
-    pub max_body_bytes: usize,
+    /// Largest request body the endpoints read, and how long they wait.
+    pub body_limit: BodyLimit,
 }
 
 /// What the OAuth endpoints need: storage, settings, the session cache and
@@ -92,7 +93,10 @@ impl Default for Settings {
             error_status: None,
             accept_duplicate_client_auth: false,
             redirect_uri_separator: ";".into(),
-            max_body_bytes: 64 * 1024,
+            body_limit: BodyLimit {
+                max_bytes: 64 * 1024,
+                timeout: Duration::from_secs(30),
+            },
         }
     }
 }

@@ -9,7 +9,6 @@ mod record;
 
 use record::Seen;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -22,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::api::{ApiDefinition, AuthMode, LoadedApi};
 use crate::app::Gateway;
-use crate::http::{Body, Handler};
+use crate::http::{Body, Handler, Peer};
 use crate::metrics::{RequestRecord, UNMATCHED};
 use crate::oauth::Endpoint;
 
@@ -38,7 +37,7 @@ impl DataPlane {
         Self { gateway }
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn route(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
         let started = Instant::now();
         let snapshot = self.gateway.registry.snapshot();
         let host = request
@@ -68,7 +67,7 @@ impl DataPlane {
             .gateway
             .analytics
             .is_on()
-            .then(|| record::facts(&request, peer));
+            .then(|| record::facts(&request, &peer));
         let mut seen = Seen::default();
         let response = match self.protected(&api, rest, request, peer, &mut seen).await {
             Ok(response) => response,
@@ -120,7 +119,7 @@ impl DataPlane {
         api: &LoadedApi,
         rest: String,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Peer,
         seen: &mut Seen,
     ) -> Result<Response<Body>, ProxyError> {
         let definition = &api.definition;
@@ -193,7 +192,7 @@ impl DataPlane {
 }
 
 impl Handler for DataPlane {
-    async fn call(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn call(self: Arc<Self>, request: Request<Incoming>, peer: Peer) -> Response<Body> {
         self.route(request, peer).await
     }
 }

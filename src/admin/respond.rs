@@ -90,13 +90,14 @@ pub(crate) fn message(text: &str) -> Response<Body> {
 
 /// Reads the body, bounded by the configured limit.
 pub(crate) async fn body(call: Call<'_>) -> Result<bytes::Bytes, AdminError> {
-    let limit = call.gateway.config.proxy.max_body_bytes;
+    let limit = call.gateway.config.proxy.body_limit();
     web::read_body(call.request.into_body(), limit)
         .await
         .map_err(|error| match error {
             BodyError::TooLarge { .. } => {
                 AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
             }
+            BodyError::TimedOut => AdminError::new(StatusCode::REQUEST_TIMEOUT, error.to_string()),
             BodyError::Read => AdminError::bad_request(error.to_string()),
         })
 }

@@ -40,7 +40,7 @@ pub async fn authorize_client_for(
     if !respond::authorized(gateway, request.headers()) {
         return AdminError::forbidden().into_response();
     }
-    let limit = gateway.config.proxy.max_body_bytes;
+    let limit = gateway.config.proxy.body_limit();
     let params = match web::read_body(request.into_body(), limit).await {
         Ok(bytes) => web::parse_params(&bytes),
         Err(error) => return AdminError::bad_request(error.to_string()).into_response(),

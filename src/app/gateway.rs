@@ -123,6 +123,6 @@ fn oauth_settings(config: &Config) -> Settings {
             .and_then(|code| http::StatusCode::from_u16(code).ok()),
         accept_duplicate_client_auth: oauth.accept_duplicate_client_auth,
         redirect_uri_separator: oauth.redirect_uri_separator.clone(),
-        max_body_bytes: config.proxy.max_body_bytes,
+        body_limit: config.proxy.body_limit(),
     }
 }

@@ -19,11 +19,12 @@ use super::{
     DEFAULT_ANALYTICS_ENABLED, DEFAULT_ANALYTICS_FLUSH_INTERVAL, DEFAULT_ANALYTICS_LIST_KEY,
     DEFAULT_ANALYTICS_QUEUE_CAPACITY, DEFAULT_CODE_EXPIRE, DEFAULT_CONTROL_LISTEN,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_METRICS_CLIENT_LABEL, DEFAULT_REDIRECT_URI_SEPARATOR, DEFAULT_REDIS_CONNECT_TIMEOUT,
-    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_POOL_SIZE, DEFAULT_REDIS_URL,
-    DEFAULT_REFRESH_TOKEN_EXPIRE, DEFAULT_SESSION_CACHE_TTL, DEFAULT_TOKEN_EXPIRE,
-    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WEBHOOK_MAX_ATTEMPTS, DEFAULT_WEBHOOK_QUEUE_CAPACITY,
-    DEFAULT_WEBHOOK_RETRY_BASE, DEFAULT_WEBHOOK_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_METRICS_CLIENT_LABEL, DEFAULT_READ_TIMEOUT,
+    DEFAULT_REDIRECT_URI_SEPARATOR, DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_KEY_PREFIX,
+    DEFAULT_REDIS_POOL_SIZE, DEFAULT_REDIS_URL, DEFAULT_REFRESH_TOKEN_EXPIRE,
+    DEFAULT_SESSION_CACHE_TTL, DEFAULT_TOKEN_EXPIRE, DEFAULT_UPSTREAM_TIMEOUT,
+    DEFAULT_WEBHOOK_MAX_ATTEMPTS, DEFAULT_WEBHOOK_QUEUE_CAPACITY, DEFAULT_WEBHOOK_RETRY_BASE,
+    DEFAULT_WEBHOOK_TIMEOUT,
 };
 
 /// Tokens live at most ten years; longer would overflow nothing but would
@@ -36,6 +37,8 @@ const MAX_REDIS_POOL_SIZE: usize = 64;
 const MAX_CONNECT_TIMEOUT_SECONDS: u64 = 300;
 const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;
 const MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
+const MAX_READ_TIMEOUT_SECONDS: u64 = 60 * 60;
+const MAX_CONNECTIONS: usize = 1_000_000;
 const MAX_SESSION_CACHE_TTL_SECONDS: u64 = 60 * 60;
 const MAX_WEBHOOK_QUEUE_CAPACITY: usize = 1_000_000;
 const MAX_WEBHOOK_ATTEMPTS: u32 = 20;
@@ -99,6 +102,8 @@ struct RawOAuth {
 struct RawProxy {
     upstream_timeout_seconds: Option<i64>,
     max_body_bytes: Option<i64>,
+    read_timeout_seconds: Option<i64>,
+    max_connections: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +291,18 @@ impl RawProxy {
                 self.max_body_bytes,
                 DEFAULT_MAX_BODY_BYTES,
                 1..=MAX_BODY_BYTES,
+            )?,
+            read_timeout: seconds(
+                "proxy.read_timeout_seconds",
+                self.read_timeout_seconds,
+                DEFAULT_READ_TIMEOUT,
+                1..=MAX_READ_TIMEOUT_SECONDS,
+            )?,
+            max_connections: number(
+                "proxy.max_connections",
+                self.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                1..=MAX_CONNECTIONS,
             )?,
         })
     }

@@ -96,7 +96,7 @@ impl OAuthServer {
             web::parse_params(&query).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
         if request.method() == Method::POST {
             let (parts, body) = request.into_parts();
-            let limit = self.settings.max_body_bytes;
+            let limit = self.settings.body_limit;
             let form = super::grants::read_params(&parts.headers, body, limit).await?;
             params
                 .merge(form)

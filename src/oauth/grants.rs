@@ -9,7 +9,7 @@ use super::credentials::{self, token_hash};
 use super::issue::{no_store, Issued};
 use super::{ErrorCode, OAuthError, OAuthServer};
 use crate::api::{ApiDefinition, GrantType, OAuthSettings};
-use crate::http::{self as web, Body, BodyError, Params};
+use crate::http::{self as web, Body, BodyError, BodyLimit, Params};
 use crate::session::Session;
 use crate::storage::{owner, Claimed, ClientRecord};
 use crate::webhooks::Notification;
@@ -49,7 +49,7 @@ impl OAuthServer {
             ));
         }
         let (parts, body) = request.into_parts();
-        let params = read_params(&parts.headers, body, self.settings.max_body_bytes).await?;
+        let params = read_params(&parts.headers, body, self.settings.body_limit).await?;
         let grant = grant_type(oauth, &params)?;
 
         let presented = client_auth::presented(
@@ -251,13 +251,17 @@ impl OAuthServer {
 pub(crate) async fn read_params(
     headers: &http::HeaderMap,
     body: Incoming,
-    limit: usize,
+    limit: BodyLimit,
 ) -> Result<Params, OAuthError> {
     let bytes = web::read_body(body, limit)
         .await
         .map_err(|error| match error {
             BodyError::TooLarge { .. } => OAuthError {
                 status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+                ..OAuthError::invalid_request(error.to_string())
+            },
+            BodyError::TimedOut => OAuthError {
+                status: Some(StatusCode::REQUEST_TIMEOUT),
                 ..OAuthError::invalid_request(error.to_string())
             },
             BodyError::Read => OAuthError::invalid_request(error.to_string()),

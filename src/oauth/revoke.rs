@@ -45,7 +45,7 @@ impl OAuthServer {
             return Err(OAuthError::invalid_request("revocation accepts POST only"));
         }
         let (parts, body) = request.into_parts();
-        let params = read_params(&parts.headers, body, self.settings.max_body_bytes).await?;
+        let params = read_params(&parts.headers, body, self.settings.body_limit).await?;
         let accept_duplicate = self.settings.accept_duplicate_client_auth;
         let presented = client_auth::presented(&parts.headers, &params, accept_duplicate)?;
         let client = client_auth::authenticate(&self.store, &api.id, &presented).await?;

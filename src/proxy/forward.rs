@@ -1,7 +1,6 @@
 //! Forwarding to the upstream over pooled connections, streaming both
 //! bodies.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -14,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::ProxyError;
 use crate::api::ApiDefinition;
-use crate::http::Body;
+use crate::http::{Body, Peer};
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -27,6 +26,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The pooled client for every upstream.
 pub struct Upstreams {
@@ -54,7 +55,7 @@ impl Upstreams {
         api: &ApiDefinition,
         rest: &str,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Peer,
     ) -> Result<Response<Body>, ProxyError> {
         let (mut parts, body) = request.into_parts();
         let path = if api.strip_listen_path {
@@ -66,7 +67,7 @@ impl Upstreams {
 
         let original_host = parts.headers.get(header::HOST).cloned();
         remove_hop_by_hop(&mut parts.headers);
-        append_forwarded_for(&mut parts.headers, peer);
+        append_forwarded_for(&mut parts.headers, peer.ip);
         if let Some(host) = original_host {
             parts.headers.insert("x-forwarded-host", host);
         }
@@ -117,15 +118,16 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
-    }
+/// Appends the peer's address to `X-Forwarded-For`, or starts it.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: HeaderValue) {
+    let appended = headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|existing| existing.to_str().ok())
+        .and_then(|existing| {
+            let ip = ip.to_str().ok()?;
+            HeaderValue::try_from(format!("{existing}, {ip}")).ok()
+        });
+    headers.insert(X_FORWARDED_FOR, appended.unwrap_or(ip));
 }
 
 #[cfg(test)]
@@ -156,7 +158,7 @@ mod tests {
     fn forwarded_for_is_appended() {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        append_forwarded_for(&mut headers, "127.0.0.1:5".parse().unwrap());
+        append_forwarded_for(&mut headers, HeaderValue::from_static("127.0.0.1"));
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
     }
 }

@@ -1,7 +1,6 @@
 //! What a proxied request leaves behind: the facts metrics and analytics
 //! records are made of.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{header, Request};
@@ -9,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::analytics::{AnalyticsRecord, Latency, RequestFacts};
 use crate::api::ApiDefinition;
+use crate::http::Peer;
 
 /// What a request revealed on its way through the pipeline.
 #[derive(Debug, Default)]
@@ -20,7 +20,7 @@ pub(super) struct Seen {
 }
 
 /// The request's facts, taken before the request moves on.
-pub(super) fn facts<B>(request: &Request<B>, peer: SocketAddr) -> RequestFacts {
+pub(super) fn facts<B>(request: &Request<B>, peer: &Peer) -> RequestFacts {
     let header = |name: header::HeaderName| {
         request
             .headers()
@@ -41,7 +41,7 @@ pub(super) fn facts<B>(request: &Request<B>, peer: SocketAddr) -> RequestFacts {
         raw_path,
         content_length,
         user_agent: header(header::USER_AGENT),
-        ip_address: peer.ip().to_string(),
+        ip_address: peer.addr.ip().to_string(),
     }
 }
 
