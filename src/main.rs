@@ -10,6 +10,11 @@ use tollgate::app::App;
 use tollgate::cli::{Cli, EXIT_CONFIG_ERROR};
 use tollgate::telemetry;
 
+/// mimalloc: fewer instructions per allocation than the system allocator
+/// on the request path, and less fragmentation in a long-running node.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status when the node cannot start (Redis down, port taken).
 const EXIT_START_FAILED: u8 = 1;
 
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
         warn!(env = %name, "environment variable matches no config key; ignored");
     }
 
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tollgate: cannot start the runtime: {error}");
@@ -46,6 +51,19 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_START_FAILED)
         }
     }
+}
+
+/// With one CPU (a container limit or an affinity mask counts) a
+/// single-threaded scheduler, which spares every task the cost of work
+/// stealing; with more, one worker per CPU.
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
 }
 
 async fn run(config: tollgate::config::Config) -> Result<(), String> {
