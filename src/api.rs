@@ -9,4 +9,4 @@ mod registry;
 
 pub use definition::{load_dir, parse_definition, DefinitionError, DefinitionFormat, ParsedApi};
 pub use model::*;
-pub use registry::{route_key, ApiSource, LoadedApi, Registry, Snapshot};
+pub use registry::{rest_of, route_key, ApiSource, LoadedApi, Registry, Snapshot};

@@ -7,6 +7,8 @@
 //! deployments with very many clients), status codes, grant types,
 //! outcomes and Redis operation names. A token is never a label.
 
+mod series;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use series::{RequestSeries, SeriesCache, SeriesRef};
 
 /// Label value for requests with no client (keyless APIs, plain keys, no
 /// credential). With client labels off there is no `client_id` label.
@@ -129,6 +132,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     client_labels: bool,
+    request_series: SeriesCache,
 }
 
 /// The handles of one Redis operation, registered once and kept by the
@@ -174,6 +178,7 @@ impl Metrics {
             recorder,
             handle,
             client_labels,
+            request_series: SeriesCache::default(),
         })
     }
 
@@ -188,22 +193,38 @@ impl Metrics {
     }
 
     pub fn request(&self, record: &RequestRecord<'_>) {
-        let client = client_value(record.client_id);
-        let status = record.status.to_string();
-        self.counter(
-            REQUESTS,
-            &[
-                ("api_id", record.api_id),
-                (CLIENT_LABEL, client),
-                ("status", &status),
-            ],
-        )
-        .increment(1);
-        self.histogram(REQUEST_DURATION, &[("api_id", record.api_id)])
-            .record(record.total.as_secs_f64());
-        if let Some(upstream) = record.upstream {
-            self.histogram(UPSTREAM_DURATION, &[("api_id", record.api_id)])
-                .record(upstream.as_secs_f64());
+        // With client labels off, one series serves every client.
+        let client = match self.client_labels {
+            true => client_value(record.client_id),
+            false => "",
+        };
+        let key = SeriesRef {
+            api_id: record.api_id,
+            client,
+            status: record.status,
+        };
+        let register = || self.register_request_series(&key);
+        self.request_series.with(key, register, |series| {
+            series.requests.increment(1);
+            series.duration.record(record.total.as_secs_f64());
+            if let Some(upstream) = record.upstream {
+                series.upstream.record(upstream.as_secs_f64());
+            }
+        });
+    }
+
+    fn register_request_series(&self, key: &SeriesRef<'_>) -> RequestSeries {
+        let status = key.status.to_string();
+        let labels = [
+            ("api_id", key.api_id),
+            (CLIENT_LABEL, key.client),
+            ("status", status.as_str()),
+        ];
+        let api = [("api_id", key.api_id)];
+        RequestSeries {
+            requests: self.counter(REQUESTS, &labels),
+            duration: self.histogram(REQUEST_DURATION, &api),
+            upstream: self.histogram(UPSTREAM_DURATION, &api),
         }
     }
 

@@ -19,7 +19,7 @@ pub use forward::Upstreams;
 
 use tokio::time::Instant;
 
-use crate::api::{ApiDefinition, AuthMode, LoadedApi};
+use crate::api::{rest_of, ApiDefinition, AuthMode, LoadedApi};
 use crate::app::Gateway;
 use crate::http::{Body, Handler, Peer};
 use crate::metrics::{RequestRecord, UNMATCHED};
@@ -39,27 +39,19 @@ impl DataPlane {
 
     async fn route(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
         let started = Instant::now();
-        let snapshot = self.gateway.registry.snapshot();
-        let host = request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().host())
-            .map(str::to_string);
-        let path = request.uri().path().to_string();
-        if has_dot_segments(&path) {
+        let path = request.uri().path();
+        if has_dot_segments(path) {
             return ProxyError::DotSegments.into_response();
         }
-        let Some((api, rest)) = snapshot.find(host.as_deref(), &path) else {
+        let Some((api, matched)) = self.match_api(&request) else {
             let response = ProxyError::NoApi.into_response();
             self.record(UNMATCHED, &Seen::default(), &response, started);
             return response;
         };
-        let api = api.clone();
-        let rest = rest.to_string();
 
         if api.definition.is_oauth() {
-            if let Some(endpoint) = Endpoint::from_rest(&rest) {
+            let rest = rest_of(request.uri().path(), matched);
+            if let Some(endpoint) = Endpoint::from_rest(rest) {
                 return self.oauth_endpoint(&api, endpoint, request).await;
             }
         }
@@ -69,7 +61,8 @@ impl DataPlane {
             .is_on()
             .then(|| record::facts(&request, &peer));
         let mut seen = Seen::default();
-        let response = match self.protected(&api, rest, request, peer, &mut seen).await {
+        let protected = self.protected(&api, matched, request, peer, &mut seen);
+        let response = match protected.await {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(api.id = %api.definition.id, %error, "request refused");
@@ -83,6 +76,19 @@ impl DataPlane {
             self.gateway.analytics.record(record);
         }
         response
+    }
+
+    /// The API serving the request, and how much of its path the listen
+    /// path matched.
+    fn match_api<B>(&self, request: &Request<B>) -> Option<(Arc<LoadedApi>, usize)> {
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().host());
+        let snapshot = self.gateway.registry.snapshot();
+        let (api, matched) = snapshot.find(host, request.uri().path())?;
+        Some((api.clone(), matched))
     }
 
     fn record(&self, api_id: &str, seen: &Seen, response: &Response<Body>, started: Instant) {
@@ -117,7 +123,7 @@ impl DataPlane {
     async fn protected(
         &self,
         api: &LoadedApi,
-        rest: String,
+        matched: usize,
         mut request: Request<Incoming>,
         peer: Peer,
         seen: &mut Seen,
@@ -129,8 +135,9 @@ impl DataPlane {
             seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
             seen.token_hash = Some(hash.clone());
             let method = request.method().as_str();
+            let rest = rest_of(request.uri().path(), matched);
             let admission =
-                limits::admit(&self.gateway, definition, &session, &hash, method, &rest)?;
+                limits::admit(&self.gateway, definition, &session, &hash, method, rest)?;
             quota = limits::count(&self.gateway, &admission)
                 .await
                 .inspect_err(|error| self.count_rejection(definition, seen, error))?;
@@ -142,7 +149,7 @@ impl DataPlane {
         let forwarded = self
             .gateway
             .upstreams
-            .forward(definition, &rest, request, peer)
+            .forward(definition, matched, request, peer)
             .await;
         seen.upstream = Some(upstream_started.elapsed());
         let mut response = forwarded?;
@@ -157,6 +164,9 @@ impl DataPlane {
 /// behind an encoded separator. Such a path could match one API here and
 /// reach another path once the upstream resolves it, so it is refused.
 fn has_dot_segments(path: &str) -> bool {
+    if !path.contains(['.', '%']) {
+        return false;
+    }
     let mut decoded = String::with_capacity(path.len());
     let mut rest = path;
     while let Some(at) = rest.find('%') {

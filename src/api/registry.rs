@@ -3,6 +3,10 @@
 //! A [`Snapshot`] is immutable; a reload builds a new one and swaps it in,
 //! so a request in flight keeps the snapshot it started with and no request
 //! ever sees a half-built set.
+//!
+//! Matching looks up each whole-segment prefix of the request path, longest
+//! first, in an index by listen path: its cost grows with the depth of the
+//! path, not with the number of APIs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,9 +35,9 @@ pub struct LoadedApi {
 /// An immutable set of APIs, ready for matching.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Active APIs, longest listen path first; with equal paths, those
-    /// bound to a domain come first.
-    routes: Vec<Arc<LoadedApi>>,
+    /// Active APIs by listen path without its trailing `/`; those bound
+    /// to a domain come first in each list.
+    routes: HashMap<String, Vec<Arc<LoadedApi>>>,
     by_id: HashMap<String, Arc<LoadedApi>>,
 }
 
@@ -51,37 +55,37 @@ impl Snapshot {
             .into_iter()
             .map(|api| (api.definition.id.clone(), Arc::new(api)))
             .collect();
-        let mut routes: Vec<_> = by_id
-            .values()
-            .filter(|api| api.definition.active)
-            .cloned()
-            .collect();
-        routes.sort_by(|a, b| {
-            let (a, b) = (&a.definition, &b.definition);
-            b.listen_path
-                .len()
-                .cmp(&a.listen_path.len())
-                .then(b.domain.is_some().cmp(&a.domain.is_some()))
-                .then(a.id.cmp(&b.id))
-        });
+        let mut routes: HashMap<String, Vec<Arc<LoadedApi>>> = HashMap::new();
+        for api in by_id.values().filter(|api| api.definition.active) {
+            let (_, path) = route_key(&api.definition);
+            routes
+                .entry(path.to_string())
+                .or_default()
+                .push(api.clone());
+        }
+        for candidates in routes.values_mut() {
+            candidates.sort_by(|a, b| {
+                let (a, b) = (&a.definition, &b.definition);
+                b.domain
+                    .is_some()
+                    .cmp(&a.domain.is_some())
+                    .then(a.id.cmp(&b.id))
+            });
+        }
         Self { routes, by_id }
     }
 
-    /// The API serving `path` on `host`, and the rest of the path after the
-    /// listen path (always starting with `/`).
-    pub fn find<'a>(
-        &'a self,
-        host: Option<&str>,
-        path: &'a str,
-    ) -> Option<(&'a Arc<LoadedApi>, &'a str)> {
+    /// The API serving `path` on `host`, and the length of the part of
+    /// `path` its listen path matched (see [`rest_of`]).
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<(&Arc<LoadedApi>, usize)> {
         let host = host.map(strip_port);
-        self.routes.iter().find_map(|api| {
-            let definition = &api.definition;
-            if !domain_matches(definition.domain.as_deref(), host) {
-                return None;
-            }
-            let rest = match_listen_path(&definition.listen_path, path)?;
-            Some((api, rest))
+        segment_prefixes(path).find_map(|prefix| {
+            let api = self
+                .routes
+                .get(prefix)?
+                .iter()
+                .find(|api| domain_matches(api.definition.domain.as_deref(), host))?;
+            Some((api, prefix.len()))
         })
     }
 
@@ -94,6 +98,7 @@ impl Snapshot {
     pub fn route_owner(&self, api: &ApiDefinition, except_id: &str) -> Option<&str> {
         let wanted = route_key(api);
         self.routes
+            .get(wanted.1)?
             .iter()
             .map(|other| &other.definition)
             .find(|other| other.id != except_id && route_key(other) == wanted)
@@ -132,15 +137,23 @@ pub fn route_key(api: &ApiDefinition) -> (Option<String>, &str) {
     (domain, api.listen_path.trim_end_matches('/'))
 }
 
-/// Matches on whole path segments: `/orders` serves `/orders` and
-/// `/orders/x` but not `/ordersx`. Returns the rest of the path.
-fn match_listen_path<'a>(listen_path: &str, path: &'a str) -> Option<&'a str> {
-    let prefix = listen_path.trim_end_matches('/');
-    let rest = path.strip_prefix(prefix)?;
-    if rest.is_empty() {
-        return Some("/");
+/// The rest of `path` after the `matched` bytes of a listen path, always
+/// starting with `/`.
+pub fn rest_of(path: &str, matched: usize) -> &str {
+    match path.get(matched..) {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => "/",
     }
-    rest.starts_with('/').then_some(rest)
+}
+
+/// The prefixes of `path` that end at a segment boundary, longest first:
+/// `/a/b` gives `/a/b`, `/a` and `` (the root listen path `/`). A listen
+/// path serves exactly the paths that have it among these, so `/orders`
+/// serves `/orders` and `/orders/x` but not `/ordersx`.
+fn segment_prefixes(path: &str) -> impl Iterator<Item = &str> {
+    let whole = std::iter::once(path);
+    let cuts = path.rmatch_indices('/').map(move |(at, _)| &path[..at]);
+    whole.chain(cuts).filter(|prefix| !prefix.ends_with('/'))
 }
 
 fn domain_matches(domain: Option<&str>, host: Option<&str>) -> bool {
@@ -161,17 +174,65 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{parse_definition, DefinitionFormat};
 
     #[test]
-    fn listen_path_matches_whole_segments() {
-        assert_eq!(match_listen_path("/orders/", "/orders/x"), Some("/x"));
-        assert_eq!(match_listen_path("/orders/", "/orders"), Some("/"));
+    fn prefixes_end_at_segment_boundaries_longest_first() {
+        let prefixes: Vec<_> = segment_prefixes("/orders/x").collect();
+        assert_eq!(prefixes, ["/orders/x", "/orders", ""]);
+        let prefixes: Vec<_> = segment_prefixes("/orders/").collect();
+        assert_eq!(prefixes, ["/orders", ""]);
+        assert_eq!(segment_prefixes("/").collect::<Vec<_>>(), [""]);
+    }
+
+    fn api(id: &str, listen_path: &str, domain: Option<&str>) -> LoadedApi {
+        let document = serde_json::json!({
+            "api_id": id, "name": id, "org_id": "o", "use_keyless": true,
+            "domain": domain.unwrap_or(""),
+            "proxy": {"listen_path": listen_path, "target_url": "http://u:1"},
+        });
+        let bytes = serde_json::to_vec(&document).unwrap();
+        let parsed = parse_definition(&bytes, DefinitionFormat::Json).unwrap();
+        LoadedApi {
+            definition: parsed.definition,
+            raw: parsed.raw,
+            source: ApiSource::Store,
+        }
+    }
+
+    fn matched<'a>(
+        snapshot: &'a Snapshot,
+        host: &str,
+        path: &'a str,
+    ) -> Option<(&'a str, &'a str)> {
+        let (api, matched) = snapshot.find(Some(host), path)?;
+        Some((api.definition.id.as_str(), rest_of(path, matched)))
+    }
+
+    #[test]
+    fn the_longest_listen_path_wins_and_a_bound_domain_comes_first() {
+        let snapshot = Snapshot::new(vec![
+            api("root", "/", None),
+            api("shop", "/shop/", None),
+            api("cart", "/shop/cart", None),
+            api("eu-cart", "/shop/cart/", Some("eu.example")),
+        ]);
         assert_eq!(
-            match_listen_path("/orders", "/orders/oauth/token"),
-            Some("/oauth/token")
+            matched(&snapshot, "x", "/shop/cart/1"),
+            Some(("cart", "/1"))
         );
-        assert_eq!(match_listen_path("/orders", "/ordersx"), None);
-        assert_eq!(match_listen_path("/", "/anything"), Some("/anything"));
+        assert_eq!(
+            matched(&snapshot, "eu.example:80", "/shop/cart"),
+            Some(("eu-cart", "/"))
+        );
+        assert_eq!(
+            matched(&snapshot, "x", "/shop/cartx"),
+            Some(("shop", "/cartx"))
+        );
+        assert_eq!(matched(&snapshot, "x", "/shop"), Some(("shop", "/")));
+        assert_eq!(matched(&snapshot, "x", "/other"), Some(("root", "/other")));
+        let without_root = Snapshot::new(vec![api("shop", "/shop/", None)]);
+        assert_eq!(matched(&without_root, "x", "/shopping"), None);
     }
 
     #[test]

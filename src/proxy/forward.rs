@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::ProxyError;
-use crate::api::ApiDefinition;
+use crate::api::{rest_of, ApiDefinition};
 use crate::http::{Body, Peer};
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded.
@@ -48,18 +48,18 @@ impl Upstreams {
         Self { client, timeout }
     }
 
-    /// Sends the request to the API's upstream. `rest` is the path after
-    /// the listen path.
+    /// Sends the request to the API's upstream. The listen path matched
+    /// the first `matched` bytes of the request's path.
     pub async fn forward(
         &self,
         api: &ApiDefinition,
-        rest: &str,
+        matched: usize,
         request: Request<Incoming>,
         peer: Peer,
     ) -> Result<Response<Body>, ProxyError> {
         let (mut parts, body) = request.into_parts();
         let path = if api.strip_listen_path {
-            rest
+            rest_of(parts.uri.path(), matched)
         } else {
             parts.uri.path()
         };
@@ -97,23 +97,37 @@ impl Upstreams {
 
 fn upstream_uri(target: &str, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
     let target = target.trim_end_matches('/');
-    let uri = match query {
-        Some(query) => format!("{target}{path}?{query}"),
-        None => format!("{target}{path}"),
-    };
-    uri.parse().map_err(|_| ProxyError::BadUpstreamUrl)
+    let query_len = query.map_or(0, |q| q.len() + 1);
+    let mut uri = String::with_capacity(target.len() + path.len() + query_len);
+    uri.push_str(target);
+    uri.push_str(path);
+    if let Some(query) = query {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    Uri::try_from(uri).map_err(|_| ProxyError::BadUpstreamUrl)
 }
 
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names finds the few present (most messages carry
+    // at most `Connection`), instead of a lookup of every hop-by-hop name.
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .cloned()
+        .collect();
+    if doomed.is_empty() {
+        return;
+    }
     // Headers named in Connection are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
+    let named = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok());
+    doomed.extend(named);
+    for name in doomed {
         headers.remove(name);
     }
 }
