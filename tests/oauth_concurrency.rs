@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use support::fixtures::{Fixture, API_ID, CLIENT_ID, REDIRECT_URI};
+use support::fixtures::{Fixture, API_ID, CLIENT_ID, LISTEN, REDIRECT_URI};
 use support::Reply;
 use tokio::task::JoinSet;
 
@@ -60,7 +60,14 @@ async fn one_code_exchanged_100_times_at_once_wins_exactly_once() {
     for reply in replies.iter().filter(|r| r.status != 200) {
         reply.assert_oauth_error(400, "invalid_grant");
     }
-    assert!(ok[0].json["access_token"].is_string());
+    // The other 99 exchanges were replays of a used code: RFC 6749 section
+    // 4.1.2 has them revoke what the first exchange issued, so the winner's
+    // tokens do not work either.
+    let access = ok[0].json["access_token"].as_str().expect("access_token");
+    assert_eq!(fx.gw.call("/APIID/x", access).await.status, 401);
+    let refresh = ok[0].json["refresh_token"].as_str().expect("refresh_token");
+    let again = fx.gw.refresh(LISTEN, fx.client(), refresh).await;
+    again.assert_oauth_error(400, "invalid_grant");
 
     // The node still serves.
     let token = fx.cc_token().await;
@@ -86,11 +93,15 @@ async fn one_refresh_token_used_50_times_at_once_wins_exactly_once() {
         .filter(|r| r.status.is_server_error())
         .collect();
     assert!(five_xx.is_empty(), "no 5xx: {five_xx:?}");
-    let ok = replies.iter().filter(|r| r.status == 200).count();
-    assert_eq!(ok, 1, "exactly one winner: {replies:?}");
+    let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 1, "exactly one winner: {replies:?}");
     for reply in replies.iter().filter(|r| r.status != 200) {
         reply.assert_oauth_error(400, "invalid_grant");
     }
+    // The replays revoked the grant (RFC 9700 section 4.14.2), the tokens
+    // the winner received included.
+    let access = ok[0].json["access_token"].as_str().expect("access_token");
+    assert_eq!(fx.gw.call("/APIID/x", access).await.status, 401);
     // The node still serves.
     let (access, _) = fx.code_tokens().await;
     assert_eq!(fx.gw.call("/APIID/x", &access).await.status, 200);
