@@ -14,6 +14,8 @@ use support::fixtures::{
     CLIENT_SECRET, LISTEN, POLICY_ID, REDIRECT_URI,
 };
 use support::{send, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[track_caller]
 fn assert_json_error(reply: &Reply, status: u16) {
@@ -151,6 +153,46 @@ async fn upstream_status_and_streamed_body_are_passed_on() {
     let stream = send(fx.gw.data(Method::GET, "/open/stream/3")).await;
     assert_eq!(stream.status, 200);
     assert_eq!(stream.text, "chunk 0\nchunk 1\nchunk 2\n");
+}
+
+#[tokio::test]
+async fn request_bodies_stream_to_the_upstream() {
+    let fx =
+        Fixture::start_with(|b, up| b.api_json("open", keyless_api("open", "/open/", &up.url())))
+            .await;
+    // A chunked body whose first chunk is sent and whose end never is: the
+    // upstream answers on the first chunk, which only a streaming proxy
+    // lets through.
+    let mut stream = TcpStream::connect(fx.gw.data).await.expect("connect");
+    let head = "POST /open/first-frame HTTP/1.1\r\nHost: x\r\n\
+                Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    stream.write_all(head.as_bytes()).await.expect("write");
+
+    let mut answer = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buffer = [0; 4096];
+        while !answer.ends_with(b"hello") {
+            let read = stream.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "closed without an answer");
+            answer.extend_from_slice(&buffer[..read]);
+        }
+    });
+    answered.await.expect("an answer before the body ended");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let fx =
+        Fixture::start_with(|b, up| b.api_json("open", keyless_api("open", "/open/", &up.url())))
+            .await;
+    for _ in 0..20 {
+        let reply = send(fx.gw.data(Method::GET, "/open/x")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    assert_eq!(fx.upstream.requests(), 20);
+    assert_eq!(fx.upstream.connections(), 1, "one pooled connection");
 }
 
 #[tokio::test]

@@ -85,7 +85,10 @@ fn an_unknown_key_in_the_file_is_a_config_error_naming_it() {
     let file = dir.path().join("tollgate.toml");
     std::fs::write(&file, "[proxy]\nupstream_timeout_secs = 5\n").expect("write");
     let path = file.to_str().expect("a UTF-8 path");
-    for args in [vec!["--config", path], vec!["check-config", "--config", path]] {
+    for args in [
+        vec!["--config", path],
+        vec!["check-config", "--config", path],
+    ] {
         let output = run(&[], &args);
         assert_eq!(output.status.code(), Some(CONFIG_ERROR), "{output:?}");
         let line = one_line(&output);
@@ -107,5 +110,8 @@ fn a_valid_config_passes_check_config() {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("config ok:"), "{stdout}");
-    assert!(!stdout.contains("s3cret-value"), "the secret is redacted: {stdout}");
+    assert!(
+        !stdout.contains("s3cret-value"),
+        "the secret is redacted: {stdout}"
+    );
 }

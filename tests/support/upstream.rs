@@ -16,6 +16,8 @@
 //! - `/status/<code>`: echoes with status `<code>`.
 //! - `/stream/<n>`: answers `n` chunks (`chunk 0\n`, `chunk 1\n`, ...),
 //!   10 ms apart, with chunked transfer encoding.
+//! - `/first-frame` (one segment): answers as soon as the first frame of
+//!   the request body arrives, with that frame as the whole body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -49,6 +51,7 @@ const CHUNK_GAP: Duration = Duration::from_millis(10);
 pub struct Upstream {
     addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -60,10 +63,13 @@ impl Upstream {
             .expect("bind upstream on 127.0.0.1:0");
         let addr = listener.local_addr().expect("upstream local_addr");
         let requests = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(serve(listener, Arc::clone(&requests)));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counters = (Arc::clone(&requests), Arc::clone(&connections));
+        let task = tokio::spawn(serve(listener, counters));
         Upstream {
             addr,
             requests,
+            connections,
             task,
         }
     }
@@ -82,6 +88,11 @@ impl Upstream {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// How many connections this upstream accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Upstream {
@@ -92,7 +103,10 @@ impl Drop for Upstream {
     }
 }
 
-async fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
+async fn serve(
+    listener: TcpListener,
+    (requests, connections): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) {
     let mut conns = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
@@ -103,6 +117,7 @@ async fn serve(listener: TcpListener, requests: Arc<AtomicUsize>) {
                 continue;
             }
         };
+        connections.fetch_add(1, Ordering::SeqCst);
         let requests = Arc::clone(&requests);
         conns.spawn(async move {
             let service = service_fn(move |req| handle(req, Arc::clone(&requests)));
@@ -122,7 +137,14 @@ async fn handle(
     requests: Arc<AtomicUsize>,
 ) -> Result<Response<RespBody>, Infallible> {
     requests.fetch_add(1, Ordering::SeqCst);
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
+    if parts.uri.path().split('/').any(|s| s == "first-frame") {
+        let first = match body.frame().await {
+            Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        return Ok(Response::new(Full::new(first).boxed()));
+    }
     let body = body
         .collect()
         .await
