@@ -35,6 +35,8 @@ pub enum StartError {
     Policies(#[from] crate::policy::PolicyError),
     #[error("api definitions in redis: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Tls(#[from] crate::http::TlsError),
 }
 
 /// A node ready to serve.

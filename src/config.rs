@@ -133,6 +133,9 @@ pub struct ProxyConfig {
     pub read_timeout: Duration,
     /// Open data-plane connections; further ones wait in the listen queue.
     pub max_connections: usize,
+    /// CA certificates (PEM) trusted for `https://` upstreams and
+    /// notification URLs, besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Delivery of token notifications to API webhooks. See `webhooks.rs`.
@@ -328,6 +331,7 @@ impl Config {
                 "proxy.max_connections",
                 self.proxy.max_connections.to_string(),
             ),
+            ("proxy.ca_file", path(&self.proxy.ca_file)),
             ("cache.session_cache_ttl", secs(self.session_cache_ttl)),
             ("drain_timeout", secs(self.drain_timeout)),
             (
@@ -474,6 +478,7 @@ impl Default for ProxyConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            ca_file: None,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! HTTP plumbing shared by both listeners: body types, JSON responses,
 //! bounded body reading and form decoding.
 
+mod client;
 mod form;
 mod server;
 
+pub use client::{connector, Connector, TlsError};
 pub use form::{parse_params, Params, ParamsError};
 pub use server::{serve, Handler, Peer, ServeLimits};
 

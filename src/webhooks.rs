@@ -12,13 +12,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request};
 use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
 
+use crate::http::Connector;
 use crate::metrics::Metrics;
 
 /// Deliveries in flight at once; more wait for a slot.
@@ -37,7 +37,8 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
-/// The body Tyk sends, field for field.
+/// The body Tyk sends, field for field, and the client the tokens belong
+/// to, which Tyk leaves out.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Notification {
     pub auth_code: String,
@@ -46,6 +47,7 @@ pub struct Notification {
     pub old_refresh_token: String,
     /// `new` or `refresh`.
     pub notification_type: &'static str,
+    pub client_id: String,
 }
 
 /// Where to send one notification.
@@ -81,9 +83,15 @@ impl Default for Settings {
 
 impl Notifier {
     /// Starts the delivery worker on the current runtime.
-    pub fn start(settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn start(settings: Settings, connector: Connector, metrics: Arc<Metrics>) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
-        tokio::spawn(run_worker(jobs, Arc::new(settings), metrics.clone()));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        tokio::spawn(run_worker(
+            jobs,
+            client,
+            Arc::new(settings),
+            metrics.clone(),
+        ));
         Self { queue, metrics }
     }
 
@@ -105,9 +113,12 @@ impl Notifier {
     }
 }
 
-async fn run_worker(mut jobs: mpsc::Receiver<Job>, settings: Arc<Settings>, metrics: Arc<Metrics>) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+async fn run_worker(
+    mut jobs: mpsc::Receiver<Job>,
+    client: Client<Connector, Full<Bytes>>,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_DELIVERIES));
     while let Some(job) = jobs.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -125,7 +136,7 @@ async fn run_worker(mut jobs: mpsc::Receiver<Job>, settings: Arc<Settings>, metr
 
 /// Sends one notification until a 2xx answer or the attempt cap.
 async fn deliver(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<Connector, Full<Bytes>>,
     job: &Job,
     settings: &Settings,
     metrics: &Metrics,
@@ -156,7 +167,7 @@ async fn deliver(
 }
 
 async fn attempt_once(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<Connector, Full<Bytes>>,
     job: &Job,
     timeout: Duration,
 ) -> Result<(), String> {

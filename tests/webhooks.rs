@@ -312,6 +312,7 @@ async fn b23_one_post_per_issuance_new_then_refresh() {
             "refresh_token": exchanged.str("refresh_token"),
             "old_refresh_token": "",
             "notification_type": "new",
+            "client_id": CLIENT_ID,
         }),
         "{got:?}"
     );
@@ -335,6 +336,7 @@ async fn b23_one_post_per_issuance_new_then_refresh() {
             "refresh_token": refreshed.str("refresh_token"),
             "old_refresh_token": old_refresh,
             "notification_type": "refresh",
+            "client_id": CLIENT_ID,
         }),
         "{got:?}"
     );

@@ -367,11 +367,9 @@ pub(super) fn target_url(field: &Field<'_>) -> Result<String, DefinitionError> {
     let url = field.required_str()?;
     let scheme_end = url.find("://").map_or(0, |i| i + 3);
     let (scheme, rest) = url.split_at(scheme_end);
-    if scheme.eq_ignore_ascii_case("https://") {
-        return Err(field.invalid("https upstreams are not supported yet, use http://"));
-    }
-    if !scheme.eq_ignore_ascii_case("http://") {
-        return Err(field.invalid("must be an absolute http:// url"));
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http://" && scheme != "https://" {
+        return Err(field.invalid("must be an absolute http:// or https:// url"));
     }
     if rest.contains(|c: char| c.is_whitespace() || c == '?' || c == '#') {
         return Err(field.invalid("must not contain whitespace, a query or a fragment"));
@@ -379,7 +377,7 @@ pub(super) fn target_url(field: &Field<'_>) -> Result<String, DefinitionError> {
 
     let authority = rest.split('/').next().unwrap_or_default();
     check_authority(authority).map_err(|reason| field.invalid(reason))?;
-    Ok(format!("http://{}", rest.trim_end_matches('/')))
+    Ok(format!("{scheme}{}", rest.trim_end_matches('/')))
 }
 
 fn check_authority(authority: &str) -> Result<(), &'static str> {

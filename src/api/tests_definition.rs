@@ -177,10 +177,13 @@ fn bad_listen_paths_are_refused() {
 fn bad_target_urls_name_field() {
     for (url, reason) in [
         (
-            "https://orders.internal",
-            "https upstreams are not supported yet",
+            "orders.internal",
+            "must be an absolute http:// or https:// url",
         ),
-        ("orders.internal", "must be an absolute http:// url"),
+        (
+            "ftp://orders.internal",
+            "must be an absolute http:// or https:// url",
+        ),
         ("http://", "must have a host"),
         ("http://orders.internal:99999", "has an invalid port"),
         ("http://u:p@orders.internal", "must not contain credentials"),

@@ -7,6 +7,7 @@ use crate::analytics::{self, Analytics};
 use crate::api::Registry;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::http as web;
 use crate::metrics::Metrics;
 use crate::oauth::{OAuthServer, Settings};
 use crate::policy::Policies;
@@ -36,6 +37,9 @@ pub struct Gateway {
 impl Gateway {
     pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
         let metrics = Metrics::new(config.metrics.client_label);
+        let ca_file = config.proxy.ca_file.as_deref();
+        let upstream_connector = web::connector(ca_file, config.proxy.upstream_timeout)?;
+        let webhook_connector = web::connector(ca_file, config.webhooks.timeout)?;
         // Set before the store is cloned, so every clone records its round
         // trips into this node's metrics.
         let store = Store::connect(&store_config(&config))
@@ -49,11 +53,15 @@ impl Gateway {
             settings: oauth_settings(&config),
             sessions,
             cluster,
-            notifier: Notifier::start(webhook_settings(&config), metrics.clone()),
+            notifier: Notifier::start(
+                webhook_settings(&config),
+                webhook_connector,
+                metrics.clone(),
+            ),
             metrics: metrics.clone(),
         };
         Ok(Self {
-            upstreams: Upstreams::new(config.proxy.upstream_timeout),
+            upstreams: Upstreams::new(upstream_connector, config.proxy.upstream_timeout),
             registry: Registry::default(),
             analytics,
             draining: AtomicBool::new(false),

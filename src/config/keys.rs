@@ -59,6 +59,7 @@ pub(super) const KEYS: &[Key] = &[
     Key::new("proxy", "read_timeout_seconds",
         "TOLLGATE_PROXY_READ_TIMEOUT_SECONDS", Kind::Int),
     Key::new("proxy", "max_connections", "TOLLGATE_PROXY_MAX_CONNECTIONS", Kind::Int),
+    Key::new("proxy", "ca_file", "TOLLGATE_PROXY_CA_FILE", Kind::Str),
     Key::new("cache", "session_cache_ttl_seconds",
         "TOLLGATE_CACHE_SESSION_CACHE_TTL_SECONDS", Kind::Int),
     Key::new("webhooks", "queue_capacity", "TOLLGATE_WEBHOOKS_QUEUE_CAPACITY", Kind::Int),

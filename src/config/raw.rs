@@ -104,6 +104,7 @@ struct RawProxy {
     max_body_bytes: Option<i64>,
     read_timeout_seconds: Option<i64>,
     max_connections: Option<i64>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -304,6 +305,7 @@ impl RawProxy {
                 DEFAULT_MAX_CONNECTIONS,
                 1..=MAX_CONNECTIONS,
             )?,
+            ca_file: path("proxy.ca_file", self.ca_file)?,
         })
     }
 }

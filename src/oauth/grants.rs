@@ -66,7 +66,7 @@ impl OAuthServer {
             }
             GrantType::RefreshToken => self.refresh(api, &client, &params).await,
         }?;
-        self.announce(api, oauth, grant, &params, &issued);
+        self.announce(api, oauth, grant, &client, &params, &issued);
         self.metrics
             .token_issued(&api.id, &client.client_id, grant.as_str());
         Ok(issued)
@@ -79,6 +79,7 @@ impl OAuthServer {
         api: &ApiDefinition,
         oauth: &OAuthSettings,
         grant: GrantType,
+        client: &ClientRecord,
         params: &Params,
         issued: &Issued,
     ) {
@@ -99,6 +100,7 @@ impl OAuthServer {
             } else {
                 "new"
             },
+            client_id: client.client_id.clone(),
         };
         self.notifier
             .notify(&api.id, &hook.url, &hook.shared_secret, &note);

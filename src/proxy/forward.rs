@@ -7,13 +7,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::ProxyError;
 use crate::api::{rest_of, ApiDefinition};
-use crate::http::{Body, Peer};
+use crate::http::{Body, Connector, Peer};
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -31,17 +30,14 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The pooled client for every upstream.
 pub struct Upstreams {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<Connector, Incoming>,
     timeout: Duration,
 }
 
 // === impl Upstreams ===
 
 impl Upstreams {
-    pub fn new(timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+    pub fn new(connector: Connector, timeout: Duration) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);

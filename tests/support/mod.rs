@@ -30,6 +30,7 @@ pub mod redis_cluster;
 pub mod redis_process;
 pub mod redis_proxy;
 pub mod redis_sentinel;
+pub mod tls;
 pub mod traffic;
 pub mod upstream;
 
