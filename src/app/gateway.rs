@@ -15,6 +15,7 @@ use crate::session::SessionCache;
 use crate::storage::{Store, StoreConfig};
 use crate::webhooks::{self, Notifier};
 
+use super::reload::ReloadLock;
 use super::StartError;
 
 /// APIs, policies, the OAuth server (with storage and session cache) and
@@ -29,6 +30,7 @@ pub struct Gateway {
     pub analytics: Analytics,
     /// Set once shutdown begins; `/hello` then answers 503.
     draining: AtomicBool,
+    pub(super) reload_lock: ReloadLock,
 }
 
 // === impl Gateway ===
@@ -57,6 +59,7 @@ impl Gateway {
             registry: Registry::default(),
             analytics,
             draining: AtomicBool::new(false),
+            reload_lock: ReloadLock::default(),
             metrics,
             policies: Policies::default(),
             oauth,
