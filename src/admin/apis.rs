@@ -88,7 +88,10 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
         Some(ApiSource::Store) => {}
     }
     gateway.store().delete_document(Catalog::Apis, id).await?;
-    reload(gateway, Event::ApisChanged).await?;
+    let removed = Event::ApiRemoved {
+        api_id: id.to_string(),
+    };
+    reload(gateway, removed).await?;
     Ok(respond::action(id, "deleted"))
 }
 

@@ -78,13 +78,13 @@ fn receive(gateway: &Gateway, reloads: &ReloadRequests, bytes: &[u8]) {
 fn apply(gateway: &Gateway, reloads: &ReloadRequests, event: Event) {
     let sessions = &gateway.oauth.sessions;
     match event {
-        Event::TokensRevoked { hashes } => {
+        Event::TokensRevoked { hashes } | Event::GrantRevoked { hashes, .. } => {
             for hash in &hashes {
                 sessions.remove(hash);
             }
         }
         Event::ClientRevoked { api_id, client_id } => sessions.remove_client(&api_id, &client_id),
-        Event::ApisChanged | Event::PoliciesChanged | Event::Reload => {
+        Event::ApisChanged | Event::ApiRemoved { .. } | Event::PoliciesChanged | Event::Reload => {
             reloads.request(Trigger::ClusterEvent)
         }
     }
