@@ -292,7 +292,9 @@ async fn keys_gateway(redis: &TestRedis, upstream: &Upstream) -> (TestGateway, S
         "name": "keys",
         "org_id": "default",
         "use_standard_auth": true,
-        "proxy": {"listen_path": "/keys/", "target_url": upstream.url(), "strip_listen_path": true},
+        "proxy": {
+            "listen_path": "/keys/", "target_url": upstream.url(), "strip_listen_path": true,
+        },
         "auth_configs": {"authToken": {"auth_header_name": "Authorization"}},
     });
     let gw = TestGateway::builder()
