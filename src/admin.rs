@@ -34,7 +34,7 @@ use hyper::body::Incoming;
 
 pub use tokens::authorize_client_for;
 
-use crate::app::Gateway;
+use crate::app::{Gateway, Trigger};
 use crate::http::{Body, Handler, Peer};
 use respond::AdminError;
 
@@ -163,16 +163,16 @@ async fn reload_node(call: &Call<'_>, group: bool) -> Result<Response<Body>, Adm
     if call.method != Method::GET {
         return Err(AdminError::not_found("no such route"));
     }
-    if group {
+    let why = if group {
         call.gateway
             .oauth
             .cluster
             .publish(&crate::cluster::Event::Reload);
-    }
-    call.gateway.reload().await.map_err(|error| {
-        tracing::warn!(%error, "reload failed");
-        AdminError::new(http::StatusCode::SERVICE_UNAVAILABLE, "reload failed")
-    })?;
+        Trigger::GroupReloadCall
+    } else {
+        Trigger::ReloadCall
+    };
+    apis::reload_here(call.gateway, why).await?;
     Ok(respond::message("reload done"))
 }
 

@@ -3,6 +3,7 @@
 
 mod gateway;
 mod reload;
+mod trigger;
 mod watch;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 use tracing::info;
 
 pub use gateway::Gateway;
+pub use trigger::{PendingTriggers, Trigger, Triggers};
 
 use crate::admin::ControlPlane;
 use crate::cluster::ReloadRequests;
@@ -58,7 +60,7 @@ impl App {
     /// Broken API definition files are logged and skipped.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let gateway = Arc::new(Gateway::connect(config).await?);
-        gateway.reload().await?;
+        gateway.reload(Trigger::Startup).await?;
         let reloads = crate::cluster::listen(gateway.clone()).await?;
         let watcher = watch::watch_definitions(&gateway.config, reloads.clone());
         tokio::spawn(metrics_upkeep(gateway.clone()));
@@ -138,8 +140,7 @@ async fn reload_on_hangup(reloads: Arc<ReloadRequests>) {
             return;
         };
         while hangups.recv().await.is_some() {
-            info!("SIGHUP: reloading");
-            reloads.request(false);
+            reloads.request(Trigger::Hangup);
         }
     }
     #[cfg(not(unix))]

@@ -36,16 +36,27 @@ pub const CHANNEL: &str = "cluster";
 const OUTBOX_CAPACITY: usize = 4096;
 
 /// What happened.
+///
+/// A node running an older build cannot decode a kind added since; it
+/// drops the message as malformed and catches up on its resync timer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    /// API definitions were added, changed or removed.
+    /// API definitions were added or changed.
     ApisChanged,
+    /// An API definition was removed.
+    ApiRemoved { api_id: String },
     /// Policies were added, changed or removed.
     PoliciesChanged,
     /// A client app was removed or its tokens revoked.
     ClientRevoked { api_id: String, client_id: String },
     /// These token hashes no longer grant anything.
     TokensRevoked { hashes: Vec<String> },
+    /// A grant (a chain of refreshes) was revoked; `hashes` are the access
+    /// tokens it had issued that may still be cached.
+    GrantRevoked {
+        grant_id: String,
+        hashes: Vec<String>,
+    },
     /// Reload everything (`/tyk/reload/group`).
     Reload,
 }

@@ -50,7 +50,9 @@ pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_METRICS_CLIENT_LABEL: bool = true;
 pub const DEFAULT_ANALYTICS_ENABLED: bool = false;
-pub const DEFAULT_ANALYTICS_LIST_KEY: &str = "analytics";
+/// The list Tyk Pump drains: its key prefix `analytics-` and its key
+/// `tyk-system-analytics`.
+pub const DEFAULT_ANALYTICS_LIST_KEY: &str = "analytics-tyk-system-analytics";
 pub const DEFAULT_ANALYTICS_BATCH_SIZE: usize = 100;
 pub const DEFAULT_ANALYTICS_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 pub const DEFAULT_ANALYTICS_QUEUE_CAPACITY: usize = 10_000;

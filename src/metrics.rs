@@ -262,12 +262,13 @@ impl Metrics {
             .increment(1);
     }
 
-    pub fn reload(&self, ok: bool, took: Duration, apis: usize) {
-        let outcome = if ok { "ok" } else { "failed" };
+    /// `outcome`: `ok`, `policies_kept` (API definitions loaded, policy
+    /// files unreadable and kept as last read) or `failed`.
+    pub fn reload(&self, outcome: &'static str, took: Duration, apis: usize) {
         self.counter(RELOADS, &[("outcome", outcome)]).increment(1);
         self.histogram(RELOAD_DURATION, &[])
             .record(took.as_secs_f64());
-        if ok {
+        if outcome != "failed" {
             self.gauge(APIS_LOADED).set(apis as f64);
         }
     }

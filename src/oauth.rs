@@ -68,10 +68,17 @@ pub struct OAuthServer {
 impl OAuthServer {
     /// Drops revoked tokens from this node's cache and every other node's.
     pub fn forget_tokens(&self, hashes: Vec<String>) {
-        for hash in &hashes {
-            self.sessions.remove(hash);
-        }
+        self.uncache(&hashes);
         self.cluster.publish(&Event::TokensRevoked { hashes });
+    }
+
+    /// Drops the cached sessions of a revoked grant, on every node.
+    pub fn forget_grant(&self, grant_id: &str, hashes: Vec<String>) {
+        self.uncache(&hashes);
+        self.cluster.publish(&Event::GrantRevoked {
+            grant_id: grant_id.to_string(),
+            hashes,
+        });
     }
 
     /// Drops every cached session of a client, on every node.
@@ -81,6 +88,12 @@ impl OAuthServer {
             api_id: api_id.to_string(),
             client_id: client_id.to_string(),
         });
+    }
+
+    fn uncache(&self, hashes: &[String]) {
+        for hash in hashes {
+            self.sessions.remove(hash);
+        }
     }
 }
 

@@ -233,6 +233,11 @@ impl PolicySet {
         &self.file_ids
     }
 
+    /// The policies that came from `policy_path`.
+    pub fn file_policies(&self) -> impl Iterator<Item = &Policy> {
+        self.file_ids.iter().filter_map(|id| self.policies.get(id))
+    }
+
     pub fn get(&self, id: &str) -> Option<&Policy> {
         self.policies.get(id)
     }

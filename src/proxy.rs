@@ -55,11 +55,12 @@ impl DataPlane {
                 return self.oauth_endpoint(&api, endpoint, request).await;
             }
         }
-        let facts = self
+        let credential = &api.definition.credential;
+        let begun = self
             .gateway
             .analytics
             .is_on()
-            .then(|| record::facts(&request, &peer));
+            .then(|| record::begin(&request, &peer, credential));
         let mut seen = Seen::default();
         let protected = self.protected(&api, matched, request, peer, &mut seen);
         let response = match protected.await {
@@ -70,9 +71,10 @@ impl DataPlane {
             }
         };
         self.record(&api.definition.id, &seen, &response, started);
-        if let Some(facts) = facts {
-            let status = response.status().as_u16();
-            let record = record::analytics(&api.definition, &seen, facts, status, started);
+        if let Some(begun) = begun {
+            let done = (response.status().as_u16(), started);
+            let policies = self.gateway.policies.current();
+            let record = record::finish(begun, &api.definition, &seen, done, &policies);
             self.gateway.analytics.record(record);
         }
         response
@@ -134,6 +136,7 @@ impl DataPlane {
             let (session, hash) = auth::authenticate(&self.gateway, definition, &request).await?;
             seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
             seen.token_hash = Some(hash.clone());
+            seen.session = Some(session.clone());
             let method = request.method().as_str();
             let rest = rest_of(request.uri().path(), matched);
             let admission =

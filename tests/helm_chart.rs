@@ -707,6 +707,8 @@ fn sample_string(key: &str, spec: &Value) -> String {
     }
     match key {
         "log.level" => "info".to_owned(),
+        // A path setting must name a file that exists.
+        "proxy.ca_file" => "Cargo.toml".to_owned(),
         _ => "x".to_owned(),
     }
 }

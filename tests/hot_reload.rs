@@ -1,11 +1,15 @@
-//! Reloading definitions when the files in `app_path` or `policy_path`
-//! change, without a restart: a Kubernetes ConfigMap swapping its `..data`
-//! symlink, plain edits, new and removed files, a policy file edit. The
-//! folder is watched, so each change must be served within 2 s, and
-//! requests to an API that did not change never see a 404 meanwhile.
+//! Reloading definitions without a restart.
 //!
-//! `SIGHUP` also reloads, but a signal reaches the whole test process and
-//! every gateway in it, so it is not tested here.
+//! - Files in `app_path` or `policy_path`: a Kubernetes ConfigMap swapping
+//!   its `..data` symlink, plain edits, new and removed files, a policy file
+//!   edit. The folder is watched, so each change must be served within 2 s,
+//!   and requests to an API that did not change never see a 404 meanwhile.
+//!   A burst of changes costs fewer reloads than changes. A policy file
+//!   broken at runtime keeps its last good policies and blocks nothing.
+//! - `GET /tyk/reload` (this node) and `GET /tyk/reload/group` (every
+//!   node), for definitions written to Redis behind the nodes' back.
+//! - `SIGHUP`, sent to the real binary (a signal to this test process would
+//!   reach every gateway in it).
 
 mod support;
 
@@ -14,6 +18,7 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
+use support::binary::Node;
 use support::fixtures::{keyless_api, policies};
 use support::gateway::TempDir;
 use support::traffic::Traffic;
@@ -134,6 +139,12 @@ async fn assert_serves_within(gw: &TestGateway, path: &str, upstream_path: &str,
     )
     .await;
     eprintln!("GET {path} reached {upstream_path} after {took:?}");
+}
+
+/// `GET <path>` answers 404 now.
+async fn assert_not_served(gw: &TestGateway, path: &str) {
+    let reply = send(gw.data(Method::GET, path)).await;
+    assert_eq!(reply.status, 404, "GET {path} before the reload: {reply:?}");
 }
 
 /// `GET <path>` answers 404.
@@ -271,26 +282,26 @@ async fn plain_file_edits_and_new_files_are_picked_up() {
     traffic.finish(30).await;
 }
 
-/// An edit of the `policy_path` file reaches keys already issued within
-/// 2 s: a key whose policy stops granting the API is refused with 403.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn policy_file_edit_is_picked_up() {
-    support::init_tracing();
-    let redis = TestRedis::start();
-    let upstream = Upstream::start().await;
+/// A gateway serving the Auth Token API `keys` on `/keys/` and the keyless
+/// `other` on `/other/`, with policy `p` (granting `keys`) in its
+/// `policy_path` file. Returns it with a key under `p` (checked to work)
+/// and the policy file.
+async fn keys_gateway(redis: &TestRedis, upstream: &Upstream) -> (TestGateway, String, PathBuf) {
     let keys_api = json!({
         "api_id": "keys",
         "name": "keys",
         "org_id": "default",
         "use_standard_auth": true,
-        "proxy": {"listen_path": "/keys/", "target_url": upstream.url(), "strip_listen_path": true},
+        "proxy": {
+            "listen_path": "/keys/", "target_url": upstream.url(), "strip_listen_path": true,
+        },
         "auth_configs": {"authToken": {"auth_header_name": "Authorization"}},
     });
     let gw = TestGateway::builder()
         .api_json("keys", keys_api)
         .api_json("other", keyless_api("other", "/other/", &upstream.url()))
         .policies_json(policies(&[("p", &["keys"])]))
-        .start(&redis)
+        .start(redis)
         .await;
     let reply = send(
         gw.admin(Method::POST, "/tyk/keys")
@@ -308,6 +319,17 @@ async fn policy_file_edit_is_picked_up() {
         .expect("the gateway's temp folder")
         .join("policies.json");
     assert!(policy_file.is_file(), "{} exists", policy_file.display());
+    (gw, key, policy_file)
+}
+
+/// An edit of the `policy_path` file reaches keys already issued within
+/// 2 s: a key whose policy stops granting the API is refused with 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policy_file_edit_is_picked_up() {
+    support::init_tracing();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let (gw, key, policy_file) = keys_gateway(&redis, &upstream).await;
     let edited = policies(&[("p", &["other"])]);
     std::fs::write(
         &policy_file,
@@ -318,6 +340,277 @@ async fn policy_file_edit_is_picked_up() {
     poll_until(
         "key refused after its policy changed",
         since,
+        RELOAD_BOUND,
+        || gw.data(Method::GET, "/keys/get").bearer_auth(&key),
+        |reply| reply.status == 403,
+    )
+    .await;
+}
+
+// === Reloads, counted ===
+
+/// `tollgate_reloads_total` of every outcome (or of `outcome` alone), as
+/// `/metrics` at `url` shows it.
+async fn reloads_at(http: &reqwest::Client, url: &str, outcome: Option<&str>) -> f64 {
+    let reply = send(http.get(url)).await;
+    assert_eq!(reply.status, 200, "GET {url}: {reply:?}");
+    let wanted = outcome.map(|o| format!("outcome=\"{o}\""));
+    reply
+        .text
+        .lines()
+        .filter(|line| line.starts_with("tollgate_reloads_total{"))
+        .filter(|line| wanted.as_ref().is_none_or(|w| line.contains(w.as_str())))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+async fn reloads(gw: &TestGateway, outcome: Option<&str>) -> f64 {
+    reloads_at(&gw.http, &gw.control_url("/metrics"), outcome).await
+}
+
+/// The reload count once it has not moved for 300 ms (at most 3 s).
+async fn settled_reloads(gw: &TestGateway) -> f64 {
+    let mut last = reloads(gw, None).await;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = reloads(gw, None).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("reloads never settled (last count {last})");
+}
+
+/// Stores an API definition in Redis as the admin API would, but without
+/// telling any node: only a reload can bring it in.
+fn store_behind_the_back(redis: &TestRedis, prefix: &str, definition: &Value) {
+    let id = definition["api_id"].as_str().expect("an api_id");
+    let document = definition.to_string();
+    let key = format!("{prefix}api:{id}");
+    let set = format!("{prefix}apis");
+    assert!(!redis.command(&["SET", key.as_str(), &document]).is_nil());
+    redis.command(&["SADD", set.as_str(), id]);
+}
+
+// === Reload calls ===
+
+/// `GET /tyk/reload` reads Redis again: a definition stored there behind
+/// the node's back is served as soon as the call returns.
+#[tokio::test]
+async fn reload_call_serves_what_was_stored_behind_the_nodes_back() {
+    support::init_tracing();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let gw = TestGateway::builder().start(&redis).await;
+    store_behind_the_back(
+        &redis,
+        &gw.prefix,
+        &keyless_api("late", "/late/", &upstream.url()),
+    );
+    assert_not_served(&gw, "/late/x").await;
+
+    let reply = send(gw.admin(Method::GET, "/tyk/reload")).await;
+    assert_eq!(reply.status, 200, "GET /tyk/reload: {reply:?}");
+    let served = send(gw.data(Method::GET, "/late/x")).await;
+    assert_eq!(
+        served.status, 200,
+        "served after the reload call: {served:?}"
+    );
+    assert_eq!(served.json["path"], "/x");
+}
+
+/// `GET /tyk/reload/group` on one node reloads the other as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_reload_call_reloads_every_node() {
+    support::init_tracing();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let a = TestGateway::builder().start(&redis).await;
+    let prefix = a.prefix.clone();
+    let b = TestGateway::builder()
+        .configure(move |c| c.redis.key_prefix = prefix)
+        .start(&redis)
+        .await;
+    store_behind_the_back(
+        &redis,
+        &a.prefix,
+        &keyless_api("late", "/late/", &upstream.url()),
+    );
+    assert_not_served(&a, "/late/x").await;
+    assert_not_served(&b, "/late/x").await;
+
+    let reply = send(a.admin(Method::GET, "/tyk/reload/group")).await;
+    assert_eq!(reply.status, 200, "GET /tyk/reload/group: {reply:?}");
+    let since = Instant::now();
+    let here = send(a.data(Method::GET, "/late/x")).await;
+    assert_eq!(here.status, 200, "the calling node at once: {here:?}");
+    // Well inside the resync interval: the group event did it.
+    poll_until(
+        "the other node serves /late/",
+        since,
+        Duration::from_secs(1),
+        || b.data(Method::GET, "/late/x"),
+        |reply| reply.status == 200,
+    )
+    .await;
+}
+
+/// `SIGHUP` makes the real binary read `app_path` again. The file is
+/// changed through a hard link in another folder, which the folder watch
+/// does not see, so only the signal can bring the change in; its log line
+/// names `SIGHUP` as the trigger.
+#[tokio::test]
+async fn sighup_rereads_app_path() {
+    support::init_tracing();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let (apps, elsewhere) = (TempDir::new("sighup-apps"), TempDir::new("sighup-link"));
+    let outside = elsewhere.path().join("orders.json");
+    let write = |definition: &Value| {
+        std::fs::write(&outside, definition.to_string()).expect("write orders.json")
+    };
+    write(&keyless_api("orders", "/orders/", &upstream.url()));
+    std::fs::hard_link(&outside, apps.path().join("orders.json")).expect("hard link");
+    let prefix = format!("sighup-{:08x}:", rand::random::<u32>());
+    let apps_path = apps.path().to_str().expect("a UTF-8 temp path");
+    let node = Node::start(
+        &redis,
+        &[
+            ("TOLLGATE_APP_PATH", apps_path),
+            ("TOLLGATE_REDIS_KEY_PREFIX", &prefix),
+        ],
+    );
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    node.wait_healthy(&http).await;
+    let before = send(http.get(node.data_url("/orders/x"))).await;
+    assert_eq!(before.status, 200, "{before:?}");
+
+    write(&keyless_api("orders", "/orders-v2/", &upstream.url()));
+    node.signal("HUP");
+    let since = Instant::now();
+    poll_until(
+        "the binary serves /orders-v2/ after SIGHUP",
+        since,
+        RELOAD_BOUND,
+        || http.get(node.data_url("/orders-v2/x")),
+        |reply| reply.status == 200,
+    )
+    .await;
+    let log = node.stderr();
+    let reloaded: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("definitions reloaded"))
+        .collect();
+    assert!(
+        reloaded.iter().any(|line| line.contains("trigger=SIGHUP")),
+        "no reload by SIGHUP in the log:\n{log}"
+    );
+    assert!(
+        !reloaded.iter().any(|line| line.contains("file change")),
+        "the watch saw the change, so the signal proved nothing:\n{log}"
+    );
+}
+
+/// Twenty files written at once cost fewer reloads than twenty, and every
+/// one of them is served after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_file_changes_is_coalesced() {
+    const FILES: usize = 20;
+    support::init_tracing();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let gw = TestGateway::builder()
+        .api_json("first", keyless_api("first", "/first/", &upstream.url()))
+        .start(&redis)
+        .await;
+    let (apps, url) = (gw.app_path.clone().expect("app_path"), upstream.url());
+    let before = settled_reloads(&gw).await;
+
+    for i in 0..FILES {
+        let definition = keyless_api(&format!("burst{i}"), &format!("/burst{i}/"), &url);
+        let bytes = serde_json::to_vec(&definition).expect("serialise a definition");
+        std::fs::write(apps.join(format!("burst{i}.json")), bytes).expect("write a file");
+    }
+    let since = Instant::now();
+    let last = format!("/burst{}/x", FILES - 1);
+    assert_serves_within(&gw, &last, "/x", since).await;
+    for i in 0..FILES {
+        let reply = send(gw.data(Method::GET, &format!("/burst{i}/x"))).await;
+        assert_eq!(reply.status, 200, "burst{i}: {reply:?}");
+    }
+
+    let reloads = settled_reloads(&gw).await - before;
+    eprintln!("{FILES} files written: {reloads} reloads");
+    assert!(reloads >= 1.0, "no reload counted");
+    assert!(
+        reloads < FILES as f64,
+        "{reloads} reloads for {FILES} changes: not coalesced"
+    );
+}
+
+/// A policy file broken at runtime: reloads keep its last good policies
+/// (keys issued under them still work), API definitions still load (an
+/// admin call storing one succeeds and it is served), one error line names
+/// the file, and every reload line names its trigger. Fixed again, the file
+/// is read again. Current-thread runtime, so the gateway logs here.
+#[tokio::test]
+async fn a_broken_policy_file_keeps_its_last_good_policies() {
+    let (logs, _guard) = support::logs::capture();
+    let redis = TestRedis::start();
+    let upstream = Upstream::start().await;
+    let (gw, key, policy_file) = keys_gateway(&redis, &upstream).await;
+
+    std::fs::write(&policy_file, "{broken").expect("break policies.json");
+    let since = Instant::now();
+    while reloads(&gw, Some("policies_kept")).await < 1.0 {
+        assert!(
+            since.elapsed() < RELOAD_BOUND,
+            "no reload kept the policies"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        gw.call("/keys/get", &key).await.status,
+        200,
+        "last good policy"
+    );
+
+    let fresh = keyless_api("fresh", "/fresh/", &upstream.url());
+    let stored = send(gw.admin(Method::POST, "/tyk/apis").json(&fresh)).await;
+    assert_eq!(stored.status, 200, "POST /tyk/apis: {stored:?}");
+    let served = send(gw.data(Method::GET, "/fresh/x")).await;
+    assert_eq!(served.status, 200, "{served:?}");
+
+    let file = policy_file.display().to_string();
+    let named = logs.lines_with(&["ERROR", "policy file not loaded", &file]);
+    assert!(
+        !named.is_empty(),
+        "no error naming {file}:\n{}",
+        logs.text()
+    );
+    for trigger in [
+        "trigger=startup",
+        "trigger=file change",
+        "trigger=admin call",
+    ] {
+        let lines = logs.lines_with(&["definitions reloaded", trigger]);
+        assert!(
+            !lines.is_empty(),
+            "no reload by {trigger}:\n{}",
+            logs.text()
+        );
+    }
+
+    // Fixed: read again, and the edit (p no longer grants keys) applies.
+    let edited = serde_json::to_vec(&policies(&[("p", &["fresh"])])).expect("policies");
+    std::fs::write(&policy_file, edited).expect("fix policies.json");
+    poll_until(
+        "the fixed policy file applies",
+        Instant::now(),
         RELOAD_BOUND,
         || gw.data(Method::GET, "/keys/get").bearer_auth(&key),
         |reply| reply.status == 403,

@@ -70,6 +70,14 @@ async fn start(policies: Value) -> Setup {
     }
 }
 
+/// [`start`], and a second node sharing the first one's Redis keys.
+async fn start_two(policies: Value) -> (Setup, TestGateway) {
+    let fx = start(policies.clone()).await;
+    let prefix = Some(fx.gw.prefix.clone());
+    let second = node(&fx.redis, &fx.upstream, policies, prefix).await;
+    (fx, second)
+}
+
 async fn node(
     redis: &TestRedis,
     upstream: &Upstream,
@@ -151,14 +159,7 @@ fn assert_too_many(reply: &Reply, max_secs: u64) -> u64 {
 async fn b21_two_nodes_share_one_rate_limit() {
     // 5 requests per 10 s: one request every 2 s once the burst is spent.
     let policies = json!({ POLICY_ID: policy(&[API_ID], json!({"rate": 5, "per": 10})) });
-    let fx = start(policies.clone()).await;
-    let node_b = node(
-        &fx.redis,
-        &fx.upstream,
-        policies,
-        Some(fx.gw.prefix.clone()),
-    )
-    .await;
+    let (fx, node_b) = start_two(policies).await;
     let token = cc_token(&fx.gw, CLIENT_ID).await;
 
     let mut statuses = Vec::new();
@@ -197,14 +198,7 @@ async fn b21_two_nodes_share_one_rate_limit() {
 async fn b21_hammering_does_not_extend_the_block() {
     // 5 per 2 s: one new request every 400 ms after the burst.
     let policies = json!({ POLICY_ID: policy(&[API_ID], json!({"rate": 5, "per": 2})) });
-    let fx = start(policies.clone()).await;
-    let node_b = node(
-        &fx.redis,
-        &fx.upstream,
-        policies,
-        Some(fx.gw.prefix.clone()),
-    )
-    .await;
+    let (fx, node_b) = start_two(policies).await;
     let token = cc_token(&fx.gw, CLIENT_ID).await;
     let nodes = [&fx.gw, &node_b];
 
@@ -506,4 +500,71 @@ async fn b25_requests_are_counted_per_client_and_status() {
         "no tollgate_*_total counter by client and status with 7/2 and 3/0:\n{}",
         scraped.text
     );
+}
+
+/// `tollgate_requests_total` for one client and status, summed over the
+/// `/metrics` of every node.
+fn requests_total(scrapes: &[Vec<Sample>], client: &str, status: &str) -> f64 {
+    let wanted = |labels: &[(String, String)], key: &str, value: &str| {
+        labels.iter().any(|(k, v)| k == key && v == value)
+    };
+    scrapes
+        .iter()
+        .flatten()
+        .filter(|(name, labels, _)| {
+            name == "tollgate_requests_total"
+                && wanted(labels, "client_id", client)
+                && wanted(labels, "status", status)
+        })
+        .map(|(_, _, value)| value)
+        .sum()
+}
+
+/// Case B25 over two nodes sharing one Redis: calls alternate between the
+/// nodes (the quota is shared through Redis), and the per-client, per-status
+/// request counts of both nodes add up to exactly 7/2 and 3/0.
+#[tokio::test]
+async fn b25_counts_per_client_and_status_add_up_over_two_nodes() {
+    let policies = json!({
+        POLICY_ID: policy(&[API_ID], json!({"quota_max": 7, "quota_renewal_rate": 3600})),
+    });
+    let (fx, other) = start_two(policies).await;
+    let nodes = [&fx.gw, &other];
+    create_client(&fx.gw, "cid-a", POLICY_ID).await;
+    create_client(&fx.gw, "cid-b", POLICY_ID).await;
+    let a = cc_token(&fx.gw, "cid-a").await;
+    let b = cc_token(&other, "cid-b").await;
+
+    for i in 0..9 {
+        let expected = if i < 7 { 200 } else { 429 };
+        let reply = nodes[i % 2].call("/APIID/x", &a).await;
+        assert_eq!(reply.status, expected, "call {i} of cid-a: {reply:?}");
+    }
+    for i in 0..3 {
+        let reply = nodes[i % 2].call("/APIID/x", &b).await;
+        assert_eq!(reply.status, 200, "call {i} of cid-b: {reply:?}");
+    }
+
+    let mut scrapes = Vec::new();
+    for gw in nodes {
+        let scraped = send(gw.http.get(gw.control_url("/metrics"))).await;
+        assert_eq!(scraped.status, 200, "GET /metrics: {scraped:?}");
+        assert!(
+            !scraped.text.contains(&a) && !scraped.text.contains(&b),
+            "a token"
+        );
+        scrapes.push(samples(&scraped.text));
+    }
+    let counted = [
+        requests_total(&scrapes, "cid-a", "200"),
+        requests_total(&scrapes, "cid-a", "429"),
+        requests_total(&scrapes, "cid-b", "200"),
+        requests_total(&scrapes, "cid-b", "429"),
+    ];
+    assert_eq!(counted, [7.0, 2.0, 3.0, 0.0], "a/200, a/429, b/200, b/429");
+    for (node, scrape) in scrapes.iter().enumerate() {
+        let one = std::slice::from_ref(scrape);
+        let own = requests_total(one, "cid-a", "200") + requests_total(one, "cid-b", "200");
+        assert!(own > 0.0, "node {node} counted none of the calls it served");
+    }
 }

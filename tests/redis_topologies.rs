@@ -3,9 +3,10 @@
 //! - Cluster and Sentinel (`TOLLGATE_TEST_REDIS=cluster|sentinel`): the
 //!   Redis master is killed during steady token traffic; requests may fail
 //!   while the replica takes over, and must all succeed afterwards.
-//! - Standalone (the default): Redis is stopped for 5 s under traffic;
-//!   requests that need it answer 503 JSON within the configured timeout,
-//!   and service is back within 2 s of Redis returning.
+//! - Standalone (the default): Redis is stopped for 5 s, and for 12 s,
+//!   under traffic; requests that need it answer 503 JSON within the
+//!   configured timeout, and service is back within 2 s of Redis returning,
+//!   however long it was away.
 //! - Every topology: the harness's inspection helpers see every key.
 //!
 //! A test that does not apply to the current topology prints why and
@@ -29,8 +30,11 @@ const WARMUP_ROUNDS: usize = 20;
 const AFTER_ROUNDS: usize = 50;
 /// Longest a failover may take (the harness's own bound).
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Once the topology serves again, the gateway must be back within this.
-const RECOVERY_GRACE: Duration = Duration::from_secs(5);
+/// Once the topology serves again (as the harness sees it), the gateway
+/// must be back within this: its next reconnect attempt comes within 1 s
+/// (the reconnect delay's cap), and the same 2 s bound holds as after an
+/// outage. Observed: 0.1 to 1 s on Redis Cluster and Sentinel.
+const RECOVERY_GRACE: Duration = Duration::from_secs(2);
 /// The gateway's Redis timeout in the failover test.
 const FAILOVER_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// No single request may take longer than this in the failover test.
@@ -38,8 +42,12 @@ const FAILOVER_REQUEST_BOUND: Duration = Duration::from_secs(15);
 
 /// The gateway's Redis timeout in the outage test.
 const OUTAGE_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long Redis stays down.
+/// How long Redis stays down in the short outage (issue 4's case).
 const OUTAGE: Duration = Duration::from_secs(5);
+/// A longer outage. A reconnect delay that kept doubling (100 ms up to a
+/// 5 s cap) would put the attempts near 11.3 s and 16.3 s, more than 2 s
+/// after Redis returns at 12 s; the 1 s cap leaves at most 1 s.
+const LONG_OUTAGE: Duration = Duration::from_secs(12);
 /// A request while Redis is down may take the timeout plus this.
 const OUTAGE_SLACK: Duration = Duration::from_millis(500);
 /// Service must be back this soon after Redis is.
@@ -339,6 +347,18 @@ async fn killing_the_redis_master_fails_requests_only_during_the_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_for_5s_under_traffic_is_503_json_then_service_resumes() {
+    redis_outage_under_traffic(OUTAGE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_for_12s_under_traffic_is_503_json_then_service_resumes() {
+    redis_outage_under_traffic(LONG_OUTAGE).await;
+}
+
+/// Redis stopped for `outage` under traffic: every request meanwhile is a
+/// 503 JSON within the timeout, service is back within 2 s of Redis
+/// returning, nothing panics.
+async fn redis_outage_under_traffic(outage: Duration) {
     support::init_tracing();
     let topology = RedisTopology::from_env();
     if topology != RedisTopology::Standalone {
@@ -380,7 +400,7 @@ async fn redis_stopped_for_5s_under_traffic_is_503_json_then_service_resumes() {
         "liveness must not depend on Redis: {live:?}"
     );
     let mut during: Vec<(&'static str, Attempt)> = Vec::new();
-    while elapsed(stopped_at) < OUTAGE {
+    while elapsed(stopped_at) < outage {
         n += 1;
         during.push(("token", attempt(token_request(&gw), hard_bound).await));
         during.push((
@@ -421,7 +441,7 @@ async fn redis_stopped_for_5s_under_traffic_is_503_json_then_service_resumes() {
     });
     let slowest = during.iter().map(|(_, a)| a.took).max().unwrap_or_default();
     eprintln!(
-        "outage: {} requests in {OUTAGE:?}: {labels:?}; slowest {slowest:?} \
+        "outage: {} requests in {outage:?}: {labels:?}; slowest {slowest:?} \
          (timeout {OUTAGE_REDIS_TIMEOUT:?}); service back after {back_after:?}",
         during.len()
     );

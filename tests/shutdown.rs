@@ -4,35 +4,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::binary::Node;
 use support::gateway::TempDir;
-use support::{free_port, TestRedis, Upstream};
+use support::{TestRedis, Upstream};
 
-/// Kills the node if the test fails before it exits by itself.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_healthy(client: &reqwest::Client, url: &str) {
-    for _ in 0..100 {
-        if let Ok(reply) = client.get(url).send().await {
-            if reply.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered 200");
-}
-
-fn start_node(redis: &TestRedis, upstream: &Upstream, apps: &TempDir, ports: (u16, u16)) -> Node {
+fn start_node(redis: &TestRedis, upstream: &Upstream, apps: &TempDir) -> Node {
     let definition = serde_json::json!({
         "api_id": "slow", "name": "slow", "use_keyless": true,
         "proxy": {"listen_path": "/slow-api/", "target_url": upstream.url(),
@@ -40,19 +18,15 @@ fn start_node(redis: &TestRedis, upstream: &Upstream, apps: &TempDir, ports: (u1
     });
     std::fs::write(apps.path().join("slow.json"), definition.to_string())
         .expect("definition written");
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .env_clear()
-        .env("TOLLGATE_REDIS_URL", redis.url())
-        .env("TOLLGATE_REDIS_KEY_PREFIX", "shutdown-test:")
-        .env("TOLLGATE_LISTEN", format!("127.0.0.1:{}", ports.0))
-        .env("TOLLGATE_CONTROL_LISTEN", format!("127.0.0.1:{}", ports.1))
-        .env("TOLLGATE_APP_PATH", apps.path())
-        .env("TOLLGATE_DRAIN_TIMEOUT_SECONDS", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tollgate starts");
-    Node(child)
+    let apps = apps.path().to_str().expect("a UTF-8 temp path");
+    Node::start(
+        redis,
+        &[
+            ("TOLLGATE_REDIS_KEY_PREFIX", "shutdown-test:"),
+            ("TOLLGATE_APP_PATH", apps),
+            ("TOLLGATE_DRAIN_TIMEOUT_SECONDS", "5"),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -60,13 +34,12 @@ async fn sigterm_drains_requests_in_flight_and_exits_zero() {
     let redis = TestRedis::start();
     let upstream = Upstream::start().await;
     let apps = TempDir::new("shutdown-apps");
-    let (data, control) = (free_port(), free_port());
-    let mut node = start_node(&redis, &upstream, &apps, (data, control));
+    let mut node = start_node(&redis, &upstream, &apps);
     let client = reqwest::Client::new();
-    let hello = format!("http://127.0.0.1:{control}/hello");
-    wait_healthy(&client, &hello).await;
+    let hello = node.control_url("/hello");
+    node.wait_healthy(&client).await;
 
-    let slow_url = format!("http://127.0.0.1:{data}/slow-api/slow/2000");
+    let slow_url = node.data_url("/slow-api/slow/2000");
     let slow = tokio::spawn({
         let client = client.clone();
         async move {
@@ -80,11 +53,7 @@ async fn sigterm_drains_requests_in_flight_and_exits_zero() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let term_sent = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &node.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    node.signal("TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let during = client
@@ -95,7 +64,7 @@ async fn sigterm_drains_requests_in_flight_and_exits_zero() {
     assert_eq!(during.status(), 503, "/hello reports draining");
     let body: serde_json::Value = during.json().await.expect("JSON health");
     assert_eq!(body["status"], "draining");
-    let fresh = tokio::net::TcpStream::connect(("127.0.0.1", data)).await;
+    let fresh = tokio::net::TcpStream::connect(("127.0.0.1", node.data)).await;
     assert!(fresh.is_err(), "new data-plane connections are refused");
 
     let status = slow
@@ -104,7 +73,7 @@ async fn sigterm_drains_requests_in_flight_and_exits_zero() {
         .expect("the slow request completes");
     assert_eq!(status, 200);
     let exit = loop {
-        if let Some(exit) = node.0.try_wait().expect("wait works") {
+        if let Some(exit) = node.child.try_wait().expect("wait works") {
             break exit;
         }
         assert!(

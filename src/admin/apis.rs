@@ -6,6 +6,7 @@ use http::{Method, Response, StatusCode};
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::api::{self, ApiSource, DefinitionFormat};
+use crate::app::{Gateway, Trigger};
 use crate::cluster::Event;
 use crate::http::Body;
 use crate::storage::Catalog;
@@ -87,22 +88,26 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
         Some(ApiSource::Store) => {}
     }
     gateway.store().delete_document(Catalog::Apis, id).await?;
-    reload(gateway, Event::ApisChanged).await?;
+    let removed = Event::ApiRemoved {
+        api_id: id.to_string(),
+    };
+    reload(gateway, removed).await?;
     Ok(respond::action(id, "deleted"))
 }
 
-/// Reloads this node only.
-pub(super) async fn reload_here(gateway: &crate::app::Gateway) -> Result<(), AdminError> {
-    gateway.reload().await.map_err(|error| {
-        tracing::warn!(%error, "reload failed");
-        AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed")
-    })
+/// Reloads this node only. The reload logs its own failure.
+pub(super) async fn reload_here(gateway: &Gateway, why: Trigger) -> Result<(), AdminError> {
+    gateway
+        .reload(why)
+        .await
+        .map_err(|_| AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed"))
 }
 
-/// Reloads this node at once and tells the others to.
-pub(super) async fn reload(gateway: &crate::app::Gateway, event: Event) -> Result<(), AdminError> {
+/// Reloads this node at once, after an admin call changed something, and
+/// tells the others to.
+pub(super) async fn reload(gateway: &Gateway, event: Event) -> Result<(), AdminError> {
     gateway.oauth.cluster.publish(&event);
-    reload_here(gateway).await
+    reload_here(gateway, Trigger::AdminCall).await
 }
 
 /// Tyk OAS documents may be posted as YAML; everything else is JSON.

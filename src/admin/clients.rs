@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::api::ApiDefinition;
-use crate::app::Gateway;
+use crate::app::{Gateway, Trigger};
 use crate::http::Body;
 use crate::oauth::credentials;
 use crate::policy::valid_id;
@@ -57,7 +57,7 @@ pub(super) async fn create(
         Err(_) => {
             // The API or policy may have been created through another node a
             // moment ago, before this node heard of it: look again.
-            super::apis::reload_here(gateway).await?;
+            super::apis::reload_here(gateway, Trigger::AdminCall).await?;
             target_apis(gateway, api_id, &request)?
         }
     };

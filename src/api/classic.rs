@@ -52,6 +52,7 @@ pub fn parse_classic(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
         auth,
         credential,
         strip_auth_data: root.get("strip_auth_data").flag()?,
+        tags: root.get("tags").owned_strings()?,
     })
 }
 

@@ -202,6 +202,11 @@ impl<'a> Field<'a> {
             .map(|v| v.as_str().ok_or_else(not_strings))
             .collect()
     }
+
+    /// [`strings`](Self::strings), owned.
+    pub(super) fn owned_strings(&self) -> Result<Vec<String>, DefinitionError> {
+        Ok(self.strings()?.into_iter().map(str::to_owned).collect())
+    }
 }
 
 /// Decodes `bytes` and parses the document as Tyk OAS when it has a

@@ -25,6 +25,9 @@ pub struct ApiDefinition {
     pub credential: CredentialSource,
     /// Remove the credential from the request before forwarding it.
     pub strip_auth_data: bool,
+    /// Tyk's API tags (Classic `tags`, OAS `server.gatewayTags.tags`),
+    /// carried into analytics records.
+    pub tags: Vec<String>,
 }
 
 /// How requests to the API are authenticated.

@@ -50,6 +50,7 @@ pub fn parse_oas(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
         auth,
         credential,
         strip_auth_data: authentication.get("stripAuthorizationData").flag()?,
+        tags: server.get("gatewayTags").get("tags").owned_strings()?,
     })
 }
 

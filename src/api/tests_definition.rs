@@ -145,6 +145,23 @@ fn absolute_oauth_urls_and_password_flow_are_accepted() {
 }
 
 #[test]
+fn api_tags_load_from_classic_and_oas() {
+    let mut doc = classic();
+    doc["tags"] = json_value(r#"["edge", "eu"]"#);
+    assert_eq!(parse_classic(&doc).unwrap().tags, ["edge", "eu"]);
+
+    let mut doc = oas();
+    doc["x-tyk-api-gateway"]["server"]["gatewayTags"] =
+        json_value(r#"{ "enabled": true, "tags": ["edge"] }"#);
+    assert_eq!(parse_oas(&doc).unwrap().tags, ["edge"]);
+    doc["x-tyk-api-gateway"]["server"]["gatewayTags"]["tags"] = json_value(r#""edge""#);
+    assert_eq!(
+        error_of(&doc),
+        "x-tyk-api-gateway.server.gatewayTags.tags: must be an array of strings"
+    );
+}
+
+#[test]
 fn missing_listen_path_names_field() {
     let mut doc = classic();
     doc["proxy"].as_object_mut().unwrap().remove("listen_path");

@@ -16,6 +16,7 @@ use crate::session::SessionCache;
 use crate::storage::{Store, StoreConfig};
 use crate::webhooks::{self, Notifier};
 
+use super::reload::ReloadLock;
 use super::StartError;
 
 /// APIs, policies, the OAuth server (with storage and session cache) and
@@ -30,6 +31,7 @@ pub struct Gateway {
     pub analytics: Analytics,
     /// Set once shutdown begins; `/hello` then answers 503.
     draining: AtomicBool,
+    pub(super) reload_lock: ReloadLock,
 }
 
 // === impl Gateway ===
@@ -65,6 +67,7 @@ impl Gateway {
             registry: Registry::default(),
             analytics,
             draining: AtomicBool::new(false),
+            reload_lock: ReloadLock::default(),
             metrics,
             policies: Policies::default(),
             oauth,

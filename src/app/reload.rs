@@ -2,45 +2,92 @@
 //!
 //! Files in `app_path` and `policy_path` come first; documents stored
 //! through the admin API are added unless a file already defines the id.
+//! Reloads run one at a time (see [`ReloadLock`]). A policy file that
+//! breaks after startup does not block reloads: the policies last read from
+//! it stay in force and the API definitions still load.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 
 use tracing::{error, info, warn};
 
-use super::{Gateway, StartError};
+use super::{Gateway, StartError, Trigger, Triggers};
 use crate::api::{self, route_key, ApiSource, DefinitionFormat, LoadedApi, Snapshot};
-use crate::policy::{self, Policy, PolicySet};
+use crate::policy::{self, Policy, PolicyError, PolicySet};
 use crate::storage::Catalog;
+
+/// Serializes reloads: each reads Redis and the files and swaps the result
+/// in while holding the lock, so a slow reload that read older state can
+/// never swap it in after a newer one.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadLock(tokio::sync::Mutex<()>);
+
+/// What a successful reload swapped in.
+#[derive(Clone, Copy, Debug)]
+struct Loaded {
+    apis: usize,
+    policies: usize,
+    /// The policy files could not be read; their last good policies stay.
+    policies_kept: bool,
+}
+
+// === impl ReloadLock ===
+
+impl ReloadLock {
+    /// Runs `reload` (its reads and its swap) alone.
+    pub(crate) async fn run<T>(&self, reload: impl Future<Output = T>) -> T {
+        let _alone = self.0.lock().await;
+        reload.await
+    }
+}
 
 // === impl Gateway ===
 
 impl Gateway {
-    /// Reloads APIs and policies and swaps them in.
+    /// Reloads APIs and policies and swaps them in; one line in the log
+    /// names what asked for it and how it went.
     ///
     /// # Errors
     ///
-    /// Fails when Redis cannot be read or the policy path is unreadable;
-    /// the previous snapshot then stays in place.
-    pub async fn reload(&self) -> Result<(), StartError> {
-        let started = tokio::time::Instant::now();
-        let loaded = self.load().await;
-        let count = self.registry.snapshot().len();
-        self.metrics
-            .reload(loaded.is_ok(), started.elapsed(), count);
-        loaded
+    /// Fails when Redis cannot be read, or at startup when the policy path
+    /// is unreadable; the previous snapshot then stays in place.
+    pub async fn reload(&self, why: impl Into<Triggers>) -> Result<(), StartError> {
+        let why = why.into();
+        self.reload_lock.run(self.reload_now(why)).await
     }
 
-    async fn load(&self) -> Result<(), StartError> {
-        let policies = self.load_policies().await?;
+    async fn reload_now(&self, why: Triggers) -> Result<(), StartError> {
+        let started = tokio::time::Instant::now();
+        let loaded = self.load(why).await;
+        let outcome = match &loaded {
+            Ok(done) if done.policies_kept => "policies_kept",
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        };
+        let count = self.registry.snapshot().len();
+        self.metrics.reload(outcome, started.elapsed(), count);
+        match &loaded {
+            Ok(done) if done.policies_kept => warn!(trigger = %why, apis = done.apis,
+                policies = done.policies, "definitions reloaded; policy files kept as last read"),
+            Ok(done) => info!(trigger = %why, apis = done.apis, policies = done.policies,
+                "definitions reloaded"),
+            Err(error) => warn!(trigger = %why, %error,
+                "reload failed; the previous definitions stay in force"),
+        }
+        loaded.map(|_| ())
+    }
+
+    async fn load(&self, why: Triggers) -> Result<Loaded, StartError> {
+        let (policies, policies_kept) = self.load_policies(why).await?;
         let apis = self.load_apis().await?;
-        info!(
-            apis = apis.len(),
-            policies = policies.len(),
-            "definitions loaded"
-        );
+        let loaded = Loaded {
+            apis: apis.len(),
+            policies: policies.len(),
+            policies_kept,
+        };
         self.policies.replace(policies);
         self.registry.replace(apis);
-        Ok(())
+        Ok(loaded)
     }
 
     async fn load_apis(&self) -> Result<Snapshot, StartError> {
@@ -81,10 +128,18 @@ impl Gateway {
         self.policies.current().file_ids().clone()
     }
 
-    async fn load_policies(&self) -> Result<PolicySet, StartError> {
-        let mut policies: Vec<Policy> = match &self.config.policy_path {
-            Some(path) => policy::load_path(path)?,
-            None => Vec::new(),
+    /// The policies of `policy_path` and of Redis, and whether the files
+    /// could not be read (then their last good policies are used, except at
+    /// startup, when that is an error).
+    async fn load_policies(&self, why: Triggers) -> Result<(PolicySet, bool), StartError> {
+        let (mut policies, kept) = match self.read_policy_files() {
+            Ok(policies) => (policies, false),
+            Err(error) if !why.contains(Trigger::Startup) => {
+                log_kept_policies(&error);
+                let current = self.policies.current();
+                (current.file_policies().cloned().collect(), true)
+            }
+            Err(error) => return Err(error.into()),
         };
         let from_files: HashSet<String> = policies.iter().map(|p| p.id.clone()).collect();
         for (id, bytes) in self.store().documents(Catalog::Policies).await? {
@@ -96,7 +151,25 @@ impl Gateway {
                 Err(error) => error!(policy.id = %id, %error, "stored policy skipped"),
             }
         }
-        Ok(PolicySet::new(policies).with_file_ids(from_files))
+        Ok((PolicySet::new(policies).with_file_ids(from_files), kept))
+    }
+
+    fn read_policy_files(&self) -> Result<Vec<Policy>, PolicyError> {
+        match &self.config.policy_path {
+            Some(path) => policy::load_path(path),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// One error line that names the file and what is wrong with it.
+fn log_kept_policies(error: &PolicyError) {
+    const KEPT: &str = "policy file not loaded; its last good policies stay in force";
+    match error {
+        PolicyError::File { path, reason } => {
+            error!(file = %path.display(), error = %reason, "{KEPT}");
+        }
+        PolicyError::Invalid(reason) => error!(error = %reason, "{KEPT}"),
     }
 }
 
@@ -121,4 +194,34 @@ fn without_route_conflicts(apis: Vec<LoadedApi>) -> Vec<LoadedApi> {
         kept.push(api);
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A reload that reads `stored`, takes `pause` (a slow Redis), then
+    /// swaps what it read into `live`.
+    async fn reload(stored: &AtomicU32, live: &AtomicU32, pause: Duration) {
+        let read = stored.load(Ordering::SeqCst);
+        tokio::time::sleep(pause).await;
+        live.store(read, Ordering::SeqCst);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_older_reload_never_swaps_in_after_a_newer_one() {
+        let lock = ReloadLock::default();
+        let (stored, live) = (AtomicU32::new(1), AtomicU32::new(0));
+        let slow = lock.run(reload(&stored, &live, Duration::from_millis(50)));
+        // An admin call: it writes, then reloads while the slow one runs.
+        let admin = async {
+            stored.store(2, Ordering::SeqCst);
+            lock.run(reload(&stored, &live, Duration::ZERO)).await;
+        };
+        tokio::join!(slow, admin);
+        assert_eq!(live.load(Ordering::SeqCst), 2, "the newest state is live");
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tracing::{info, warn};
 
+use super::Trigger;
 use crate::cluster::ReloadRequests;
 use crate::config::Config;
 
@@ -25,7 +26,7 @@ pub(super) fn watch_definitions(
         return None;
     }
     let handler = move |event: notify::Result<notify::Event>| match event {
-        Ok(event) if !event.kind.is_access() => reloads.request(false),
+        Ok(event) if !event.kind.is_access() => reloads.request(Trigger::FileChange),
         Ok(_) => {}
         Err(error) => warn!(%error, "definition watch error"),
     };

@@ -1,15 +1,14 @@
 //! Applying the events other nodes publish.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 use tracing::{info, warn, Instrument};
 
 use super::{Envelope, Event, CHANNEL};
-use crate::app::Gateway;
+use crate::app::{Gateway, PendingTriggers, Trigger};
 use crate::storage::PubSubEvent;
 
 /// Reload requests arriving within this window are served by one reload.
@@ -46,7 +45,7 @@ pub async fn listen(
                 match event {
                     PubSubEvent::Message(bytes) => receive(&gateway, &reloads, &bytes),
                     // Messages sent while away are lost.
-                    PubSubEvent::Reconnected => reloads.request(true),
+                    PubSubEvent::Reconnected => reloads.resync(),
                 }
             }
         }
@@ -72,57 +71,69 @@ fn receive(gateway: &Gateway, reloads: &ReloadRequests, bytes: &[u8]) {
     apply(gateway, reloads, event);
     if !cluster.advance(counter) {
         // An event before this one was lost.
-        reloads.request(true);
+        reloads.resync();
     }
 }
 
 fn apply(gateway: &Gateway, reloads: &ReloadRequests, event: Event) {
     let sessions = &gateway.oauth.sessions;
     match event {
-        Event::TokensRevoked { hashes } => {
+        Event::TokensRevoked { hashes } | Event::GrantRevoked { hashes, .. } => {
             for hash in &hashes {
                 sessions.remove(hash);
             }
         }
         Event::ClientRevoked { api_id, client_id } => sessions.remove_client(&api_id, &client_id),
-        Event::ApisChanged | Event::PoliciesChanged | Event::Reload => reloads.request(false),
+        Event::ApisChanged | Event::ApiRemoved { .. } | Event::PoliciesChanged | Event::Reload => {
+            reloads.request(Trigger::ClusterEvent)
+        }
     }
 }
 
-/// Pending work for the reload task: a reload, and whether the session
-/// cache must be cleared too (a full resync). Anything that wants a reload
-/// (cluster events, file changes, `SIGHUP`) asks here.
+/// Pending work for the reload task: a reload, what asked for it, and
+/// whether the session cache must be cleared too (a full resync). Anything
+/// that wants a reload in the background (cluster events, file changes,
+/// `SIGHUP`) asks here.
 #[derive(Debug, Default)]
 pub struct ReloadRequests {
     wake: Notify,
+    triggers: PendingTriggers,
     clear_sessions: AtomicBool,
 }
 
 impl ReloadRequests {
-    pub fn request(&self, clear_sessions: bool) {
-        if clear_sessions {
-            self.clear_sessions.store(true, Ordering::Release);
-        }
+    pub fn request(&self, trigger: Trigger) {
+        self.triggers.add(trigger);
         self.wake.notify_one();
+    }
+
+    /// A reload that also clears the session cache, for when events may
+    /// have been missed.
+    pub fn resync(&self) {
+        self.clear_sessions.store(true, Ordering::Release);
+        self.request(Trigger::Resync);
     }
 }
 
 /// Serves reload requests one at a time; a burst of requests within the
 /// coalescing window costs one reload.
-async fn reload_loop(gateway: Arc<Gateway>, resync: Arc<ReloadRequests>) {
+async fn reload_loop(gateway: Arc<Gateway>, requests: Arc<ReloadRequests>) {
     loop {
-        resync.wake.notified().await;
+        requests.wake.notified().await;
         tokio::time::sleep(RELOAD_COALESCE).await;
+        let why = requests.triggers.take();
+        if why.is_empty() {
+            // A wake-up left over from requests the last reload served.
+            continue;
+        }
         let store = gateway.store();
         let counter = store.change_counter().await.ok();
-        if resync.clear_sessions.swap(false, Ordering::AcqRel) {
+        if requests.clear_sessions.swap(false, Ordering::AcqRel) {
             gateway.oauth.sessions.clear();
         }
-        match gateway.reload().await {
-            Ok(()) => info!("reloaded on a cluster event"),
-            Err(error) => warn!(%error, "reload on a cluster event failed"),
-        }
-        if let Some(counter) = counter {
+        // The reload logs how it went.
+        let reloaded = gateway.reload(why).await;
+        if let (Ok(()), Some(counter)) = (reloaded, counter) {
             gateway.oauth.cluster.caught_up(counter);
         }
     }
@@ -140,7 +151,7 @@ async fn resync_timer(gateway: Arc<Gateway>, resync: Arc<ReloadRequests>) {
         };
         if counter > gateway.oauth.cluster.seen() {
             info!(counter, "change counter ahead: resyncing");
-            resync.request(true);
+            resync.resync();
         }
     }
 }

@@ -87,7 +87,7 @@ fn assert_defaults(config: &Config) {
     assert!(config.metrics.client_label);
     assert_eq!(config.metrics, MetricsConfig::default());
     assert!(!config.analytics.enabled);
-    assert_eq!(config.analytics.list_key, "analytics");
+    assert_eq!(config.analytics.list_key, "analytics-tyk-system-analytics");
     assert_eq!(config.analytics.batch_size, 100);
     assert_eq!(config.analytics.flush_interval, Duration::from_millis(200));
     assert_eq!(config.analytics.queue_capacity, 10_000);
@@ -866,7 +866,7 @@ fn summary_and_debug_hide_secrets() {
     assert!(summary.contains("metrics.client_label=true"), "{summary}");
     assert!(
         summary.contains(
-            "analytics.enabled=false analytics.list_key=\"analytics\" \
+            "analytics.enabled=false analytics.list_key=\"analytics-tyk-system-analytics\" \
              analytics.batch_size=100 analytics.flush_interval=200ms \
              analytics.queue_capacity=10000"
         ),

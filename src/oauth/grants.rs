@@ -242,7 +242,7 @@ impl OAuthServer {
         let marker_ttl = self.settings.refresh_ttl.as_millis() as u64;
         if let Some(grant) = self.store.revoke_grant(grant_id, marker_ttl).await? {
             self.metrics.revocation("grant");
-            self.forget_tokens(vec![grant.access_hash]);
+            self.forget_grant(grant_id, vec![grant.access_hash]);
         }
         Ok(())
     }

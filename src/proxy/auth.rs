@@ -113,20 +113,28 @@ fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
-fn strip_query_param<B>(request: &mut Request<B>, name: &str) {
-    let Some(query) = request.uri().query() else {
-        return;
-    };
+/// `query` without the parameter `name` (matched once decoded, so an
+/// encoded spelling of the name is caught too), re-encoded; `None` when
+/// nothing is left.
+pub(super) fn query_without(query: &str, name: &str) -> Option<String> {
     let kept: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .filter(|(key, _)| key != name)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let mut path_and_query = request.uri().path().to_string();
-    if !kept.is_empty() {
-        let encoded = form_urlencoded::Serializer::new(String::new())
+    (!kept.is_empty()).then(|| {
+        form_urlencoded::Serializer::new(String::new())
             .extend_pairs(kept)
-            .finish();
-        path_and_query = format!("{path_and_query}?{encoded}");
+            .finish()
+    })
+}
+
+fn strip_query_param<B>(request: &mut Request<B>, name: &str) {
+    let Some(query) = request.uri().query() else {
+        return;
+    };
+    let mut path_and_query = request.uri().path().to_string();
+    if let Some(kept) = query_without(query, name) {
+        path_and_query = format!("{path_and_query}?{kept}");
     }
     let mut parts = request.uri().clone().into_parts();
     parts.path_and_query = path_and_query.parse().ok();

@@ -1,14 +1,19 @@
 //! What a proxied request leaves behind: the facts metrics and analytics
-//! records are made of.
+//! records are made of. A record never holds the credential: not its
+//! query parameter, not its header; only the SHA-256 of the token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, Request};
 use tokio::time::Instant;
 
-use crate::analytics::{AnalyticsRecord, Latency, RequestFacts};
-use crate::api::ApiDefinition;
+use super::auth::query_without;
+use crate::analytics::{AnalyticsRecord, Latency};
+use crate::api::{ApiDefinition, CredentialSource};
 use crate::http::Peer;
+use crate::policy::PolicySet;
+use crate::session::Session;
 
 /// What a request revealed on its way through the pipeline.
 #[derive(Debug, Default)]
@@ -16,12 +21,26 @@ pub(super) struct Seen {
     pub client_id: Option<String>,
     /// SHA-256 of the credential, never the credential.
     pub token_hash: Option<String>,
+    /// The session the credential stands for; its policies give tags.
+    pub session: Option<Arc<Session>>,
     pub upstream: Option<Duration>,
 }
 
-/// The request's facts, taken before the request moves on.
-pub(super) fn facts<B>(request: &Request<B>, peer: &Peer) -> RequestFacts {
+/// A record of the request, begun before the request moves on, without
+/// the API's credential.
+pub(super) fn begin<B>(
+    request: &Request<B>,
+    peer: &Peer,
+    credential: &CredentialSource,
+) -> AnalyticsRecord {
+    let is_credential = |name: &header::HeaderName| {
+        let credential = credential.header.as_deref();
+        credential.is_some_and(|c| name.as_str().eq_ignore_ascii_case(c))
+    };
     let header = |name: header::HeaderName| {
+        if is_credential(&name) {
+            return String::new();
+        }
         request
             .headers()
             .get(name)
@@ -29,33 +48,28 @@ pub(super) fn facts<B>(request: &Request<B>, peer: &Peer) -> RequestFacts {
             .unwrap_or("")
             .to_string()
     };
-    let content_length = header(header::CONTENT_LENGTH).parse().unwrap_or(0);
-    let raw_path = request.uri().path_and_query().map_or_else(
-        || request.uri().path().to_string(),
-        |p| p.as_str().to_string(),
-    );
-    RequestFacts {
-        method: request.method().to_string(),
-        host: header(header::HOST),
-        path: request.uri().path().to_string(),
-        raw_path,
-        content_length,
-        user_agent: header(header::USER_AGENT),
-        ip_address: peer.addr.ip().to_string(),
-    }
+    let path = request.uri().path();
+    let mut record = AnalyticsRecord::new(chrono::Utc::now());
+    record.method = request.method().to_string();
+    record.host = header(header::HOST);
+    record.path = path.to_string();
+    record.raw_path = path_and_query(path, request.uri().query(), credential);
+    record.content_length = header(header::CONTENT_LENGTH).parse().unwrap_or(0);
+    record.user_agent = header(header::USER_AGENT);
+    record.ip_address = peer.addr.ip().to_string();
+    record
 }
 
-/// The analytics record of a finished request.
-pub(super) fn analytics(
+/// Completes the record of a finished request.
+pub(super) fn finish(
+    mut record: AnalyticsRecord,
     api: &ApiDefinition,
     seen: &Seen,
-    facts: RequestFacts,
-    status: u16,
-    started: Instant,
+    (status, started): (u16, Instant),
+    policies: &PolicySet,
 ) -> AnalyticsRecord {
     let total = started.elapsed();
-    let mut record = AnalyticsRecord::new(facts, chrono::Utc::now());
-    record.response_code = status;
+    record.response_code = status.into();
     record.api_id = api.id.clone();
     record.api_name = api.name.clone();
     record.org_id = api.org_id.clone();
@@ -66,6 +80,117 @@ pub(super) fn analytics(
         total: total.as_millis() as i64,
         upstream: seen.upstream.map_or(0, |d| d.as_millis() as i64),
     };
-    record.tags = vec![format!("api-{}", api.id), format!("org-{}", api.org_id)];
+    record.tags = tags(api, seen, policies);
     record
+}
+
+/// Tyk's tags, in Tyk's order: `pol-<id>` for each policy of the session
+/// and the tags of those policies, the API's tags, then `key-<hash>`,
+/// `org-<org_id>` and `api-<api_id>`.
+fn tags(api: &ApiDefinition, seen: &Seen, policies: &PolicySet) -> Vec<String> {
+    let mut tags = Vec::new();
+    if let Some(session) = &seen.session {
+        let ids = &session.policies;
+        tags.extend(ids.iter().map(|id| format!("pol-{id}")));
+        let named = ids.iter().filter_map(|id| policies.get(id));
+        tags.extend(named.flat_map(|policy| policy.tags.iter().cloned()));
+    }
+    tags.extend(api.tags.iter().cloned());
+    if let Some(hash) = &seen.token_hash {
+        tags.push(format!("key-{hash}"));
+    }
+    if !api.org_id.is_empty() {
+        tags.push(format!("org-{}", api.org_id));
+    }
+    tags.push(format!("api-{}", api.id));
+    tags
+}
+
+/// The path and the query, less the credential's query parameter.
+fn path_and_query(path: &str, query: Option<&str>, credential: &CredentialSource) -> String {
+    let kept = match (query, &credential.query) {
+        (Some(query), Some(name)) => query_without(query, name),
+        (query, None) => query.map(str::to_string),
+        (None, _) => None,
+    };
+    match kept {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{parse_definition, DefinitionFormat};
+    use crate::policy::Policy;
+
+    fn source() -> CredentialSource {
+        CredentialSource {
+            header: Some("X-Api-Token".into()),
+            query: Some("access_token".into()),
+            cookie: None,
+        }
+    }
+
+    #[test]
+    fn the_credential_parameter_is_not_recorded() {
+        let request = Request::get("/orders/x?a=1&access_token=SECRET&b=2")
+            .header("X-Api-Token", "SECRET")
+            .body(())
+            .unwrap();
+        let record = begin_with(&request, &source());
+        assert_eq!(record.raw_path, "/orders/x?a=1&b=2");
+        assert!(!format!("{record:?}").contains("SECRET"), "{record:?}");
+
+        let request = Request::get("/x?access_token=SECRET").body(()).unwrap();
+        assert_eq!(begin_with(&request, &source()).raw_path, "/x");
+    }
+
+    #[test]
+    fn a_credential_header_named_like_a_recorded_one_is_left_out() {
+        let source = CredentialSource {
+            header: Some("User-Agent".into()),
+            ..source()
+        };
+        let request = Request::get("/x").header("user-agent", "SECRET").body(());
+        assert_eq!(begin_with(&request.unwrap(), &source).user_agent, "");
+    }
+
+    fn begin_with(request: &Request<()>, source: &CredentialSource) -> AnalyticsRecord {
+        begin(request, &Peer::new("127.0.0.1:9".parse().unwrap()), source)
+    }
+
+    #[test]
+    fn tags_are_policy_then_api_then_key_org_and_api() {
+        let policy = br#"{"id": "gold", "tags": ["tier-gold"], "access_rights": {}}"#;
+        let policies = PolicySet::new([Policy::parse(policy, None).unwrap()]);
+        let session: Session = serde_json::from_value(serde_json::json!({
+            "api_id": "orders", "org_id": "acme", "client_id": "c1",
+            "grant_type": "client_credentials", "policies": ["gold"],
+            "scope": null, "username": null, "grant_id": null,
+            "issued_at_ms": 0, "expires_at_ms": 0,
+        }))
+        .unwrap();
+        let api = br#"{"api_id": "orders", "org_id": "acme", "use_keyless": true,
+            "tags": ["edge"], "proxy": {"listen_path": "/orders/",
+            "target_url": "http://127.0.0.1:9"}}"#;
+        let api = parse_definition(api, DefinitionFormat::Json).unwrap();
+        let seen = Seen {
+            token_hash: Some("abc".into()),
+            session: Some(Arc::new(session)),
+            ..Seen::default()
+        };
+        assert_eq!(
+            tags(&api.definition, &seen, &policies),
+            [
+                "pol-gold",
+                "tier-gold",
+                "edge",
+                "key-abc",
+                "org-acme",
+                "api-orders"
+            ]
+        );
+    }
 }

@@ -9,6 +9,15 @@ use super::limits::Coalescer;
 use super::observer::{Operation, RedisObserver};
 use super::StorageError;
 
+/// First reconnect delay; each further one doubles it.
+const RECONNECT_MIN_DELAY_MS: u32 = 100;
+
+/// Longest wait between two reconnect attempts, jitter included. Service
+/// must be back within 2 s of Redis returning after an outage of any
+/// length: a delay that kept doubling would leave a node waiting seconds
+/// for its next attempt.
+const RECONNECT_MAX_DELAY_MS: u32 = 1_000;
+
 /// How to reach Redis.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -111,7 +120,12 @@ pub(crate) fn builder(config: &StoreConfig) -> Result<Builder, fred::error::Erro
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            RECONNECT_MIN_DELAY_MS,
+            RECONNECT_MAX_DELAY_MS,
+            2,
+        ));
     Ok(builder)
 }
 

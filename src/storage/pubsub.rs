@@ -25,11 +25,6 @@ pub enum PubSubEvent {
 // === impl Store ===
 
 impl Store {
-    /// A key name under the key prefix.
-    pub fn prefixed(&self, name: &str) -> String {
-        format!("{}{name}", self.config.key_prefix)
-    }
-
     /// Appends values to a list in one command. Its round trips are
     /// labelled `push_analytics`, the one list tollgate pushes to.
     pub async fn push_all(&self, key: &str, values: Vec<Vec<u8>>) -> Result<(), StorageError> {

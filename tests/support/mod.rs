@@ -12,6 +12,8 @@
 //! - [`Upstream`]: an in-process hyper HTTP/1.1 server that echoes every
 //!   request as JSON, so tests can see what the gateway forwarded.
 //! - `TestGateway` (in `gateway.rs`): the gateway under test, in process.
+//! - `Node` (in `binary.rs`): the real binary as a child process.
+//! - `capture` (in `logs.rs`): the in-process gateway's log lines.
 //! - `RedisProxy` (in `redis_proxy.rs`): a relay in front of a standalone
 //!   Redis that can cut one node's pub/sub subscriber and keep it away.
 //!
@@ -23,8 +25,10 @@
 // are `pub` so that sibling modules and test files can share them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod binary;
 pub mod fixtures;
 pub mod gateway;
+pub mod logs;
 pub mod redis;
 pub mod redis_cluster;
 pub mod redis_process;
