@@ -481,6 +481,7 @@ async fn b23_failed_deliveries_are_retried_until_a_2xx() {
 
 #[tokio::test]
 async fn b23_any_2xx_ends_the_retries_and_the_attempts_are_capped() {
+    let (logs, _capture) = support::logs::capture();
     // Receiver A: 500 then 201 (a 2xx other than 200 is a success).
     // Receiver B: always 503, with max_attempts = 3.
     let created = Receiver::start(&[500, 201], Duration::ZERO).await;
@@ -505,8 +506,9 @@ async fn b23_any_2xx_ends_the_retries_and_the_attempts_are_capped() {
     )
     .await;
     let gw = &setup.gw;
-    gw.code_flow(API_ID, LISTEN, client(), REDIRECT_URI).await;
-    gw.code_flow("failing", "/failing/", client(), REDIRECT_URI)
+    let first = gw.code_flow(API_ID, LISTEN, client(), REDIRECT_URI).await;
+    let second = gw
+        .code_flow("failing", "/failing/", client(), REDIRECT_URI)
         .await;
 
     let got = created.wait_for(2, Duration::from_secs(3)).await;
@@ -517,6 +519,39 @@ async fn b23_any_2xx_ends_the_retries_and_the_attempts_are_capped() {
     let got = failing.wait_for(3, Duration::from_secs(3)).await;
     let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [503, 503, 503], "max_attempts = 3: {got:?}");
+
+    // Counted by outcome: one delivered, three retried (one of A, two of
+    // B), one given up; the give-up is logged once, without a token.
+    let counted =
+        |outcome: &str| format!("tollgate_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
+    let expected = [("delivered", 1), ("retried", 3), ("failed", 1)];
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = support::send(gw.admin(reqwest::Method::GET, "/metrics"))
+            .await
+            .text;
+        let all = expected
+            .iter()
+            .all(|(outcome, n)| metrics.contains(&format!("{} {n}\n", counted(outcome))));
+        if all {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (outcome, n) in expected {
+        let series = format!("{} {n}\n", counted(outcome));
+        assert!(metrics.contains(&series), "no {series} in\n{metrics}");
+    }
+    let given_up = logs.lines_with(&["token notification abandoned"]);
+    assert_eq!(given_up.len(), 1, "{given_up:?}");
+    assert!(given_up[0].contains("failing"), "{given_up:?}");
+    let text = logs.text();
+    for body in [&first, &second] {
+        for field in ["access_token", "refresh_token"] {
+            let token = body[field].as_str().expect("a token");
+            assert!(!text.contains(token), "a token in the logs");
+        }
+    }
 }
 
 #[tokio::test]
