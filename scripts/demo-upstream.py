@@ -7,6 +7,8 @@ Listens on 127.0.0.1:PORT (standard library only) and answers:
 
   GET /login  a short text page: where the authorization endpoint sends
               the user, i.e. the identity server's login page in the demo
+  POST /hook  a token notification receiver: prints one line on stderr
+              for each notification, with the tokens shortened
   anything    a JSON echo of what tollgate forwarded: method, path, query,
               headers and body, so the demo can show what reached upstream
 
@@ -37,6 +39,9 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/login" and self.command in ("GET", "HEAD"):
             self.reply(200, "text/plain; charset=utf-8", LOGIN_PAGE.encode())
             return
+        if url.path == "/hook" and self.command == "POST":
+            self.receive_notification()
+            return
 
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(length, ECHO_LIMIT)) if length else b""
@@ -49,6 +54,31 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", errors="replace"),
         }
         self.reply(200, "application/json", json.dumps(echo, indent=2).encode())
+
+    def receive_notification(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            note = json.loads(self.rfile.read(length) if length else b"{}")
+        except ValueError:
+            self.reply(400, "text/plain", b"not JSON\n")
+            return
+        # Enough of each token to match it up, not enough to use it.
+        short = lambda token: (token[:6] + "...") if token else "-"
+        sys.stderr.write(
+            "demo-upstream: token notification: type=%s client_id=%s "
+            "new_oauth_token=%s refresh_token=%s old_refresh_token=%s "
+            "shared secret %s\n"
+            % (
+                note.get("notification_type"),
+                note.get("client_id"),
+                short(note.get("new_oauth_token")),
+                short(note.get("refresh_token")),
+                short(note.get("old_refresh_token")),
+                "present" if self.headers.get("X-Tyk-Shared-Secret") else "missing",
+            )
+        )
+        sys.stderr.flush()
+        self.reply(204, "text/plain", b"")
 
     def reply(self, status, content_type, payload):
         self.send_response(status)

@@ -359,6 +359,14 @@ fn example_apps_load() {
     assert_eq!(public.id, "public");
     assert_eq!(public.auth, AuthMode::Keyless);
     assert_eq!(public.target_url, "http://127.0.0.1:9000");
+    assert!(orders.oauth().unwrap().notifications.is_some());
+
+    let inventory = include_bytes!("../../examples/apps/inventory-authtoken.json");
+    let inventory = parse_definition(inventory, DefinitionFormat::Json)
+        .unwrap()
+        .definition;
+    assert_eq!(inventory.id, "inventory");
+    assert_eq!(inventory.auth, AuthMode::AuthToken);
 }
 
 #[test]
