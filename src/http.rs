@@ -5,7 +5,7 @@ mod client;
 mod form;
 mod server;
 
-pub use client::{connector, Connector, TlsError};
+pub use client::{connector, tls_config, Connector, TlsError};
 pub use form::{parse_params, Params, ParamsError};
 pub use server::{serve, Handler, Peer, ServeLimits};
 

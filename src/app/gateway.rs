@@ -39,9 +39,9 @@ pub struct Gateway {
 impl Gateway {
     pub(super) async fn connect(config: Config) -> Result<Self, StartError> {
         let metrics = Metrics::new(config.metrics.client_label);
-        let ca_file = config.proxy.ca_file.as_deref();
-        let upstream_connector = web::connector(ca_file, config.proxy.upstream_timeout)?;
-        let webhook_connector = web::connector(ca_file, config.webhooks.timeout)?;
+        let tls = web::tls_config(config.proxy.ca_file.as_deref())?;
+        let upstream_connector = web::connector(tls.clone(), config.proxy.upstream_timeout);
+        let webhook_connector = web::connector(tls, config.webhooks.timeout);
         // Set before the store is cloned, so every clone records its round
         // trips into this node's metrics.
         let store = Store::connect(&store_config(&config))

@@ -25,24 +25,27 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-/// A connector that gives up connecting after `connect_timeout` and trusts
-/// the system's CA certificates plus those in `ca_file`.
-pub fn connector(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<Connector, TlsError> {
+/// The TLS settings of outbound connections: the system's CA certificates
+/// plus those in `ca_file`. Built once; reading the system store is slow.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(trusted_roots(ca_file)?)
+        .with_no_client_auth())
+}
+
+/// A connector that gives up connecting after `connect_timeout`.
+pub fn connector(tls: ClientConfig, connect_timeout: Duration) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(trusted_roots(ca_file)?)
-        .with_no_client_auth();
-    Ok(HttpsConnectorBuilder::new()
+    HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http))
+        .wrap_connector(http)
 }
 
 fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {

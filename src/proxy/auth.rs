@@ -30,9 +30,9 @@ pub(super) async fn authenticate<B>(
         return Ok((live(session, now)?, hash));
     }
     let epoch = sessions.epoch();
-    let session = gateway
-        .store()
-        .session(&hash)
+    // Boxed: a cache miss is the rare path, and the Redis call's future
+    // would otherwise enlarge every request's future.
+    let session = Box::pin(gateway.store().session(&hash))
         .await?
         .ok_or(ProxyError::InvalidToken)?;
     let session = Arc::new(session);

@@ -5,7 +5,7 @@
 //! the counters; plain keys count per key. Limits that a policy sets for one
 //! API count apart from the others.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ProxyError;
 use crate::api::ApiDefinition;
@@ -13,6 +13,10 @@ use crate::app::Gateway;
 use crate::policy::{Decision, RateSpec};
 use crate::session::{now_ms, Session};
 use crate::storage::{Allowance, LimitOutcome, Limits};
+
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// The limits of an allowed request and the counters they apply to.
 #[derive(Debug)]
@@ -130,9 +134,9 @@ impl LimitHeaders {
     /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds).
     pub(super) fn apply(&self, headers: &mut HeaderMap) {
         let pairs = [
-            ("x-ratelimit-limit", self.limit),
-            ("x-ratelimit-remaining", self.remaining),
-            ("x-ratelimit-reset", self.reset_unix_secs),
+            (X_RATELIMIT_LIMIT, self.limit),
+            (X_RATELIMIT_REMAINING, self.remaining),
+            (X_RATELIMIT_RESET, self.reset_unix_secs),
         ];
         for (name, value) in pairs {
             headers.insert(name, HeaderValue::from(value));

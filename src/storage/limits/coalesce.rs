@@ -109,7 +109,9 @@ async fn drive(store: Store, key: BatchKey, mut batch: Vec<Waiter>) {
     };
     let limits = key.limits();
     loop {
-        let counted = store.count_requests(&key.scope, &limits, batch.len()).await;
+        // Boxed: the Redis call's future is large, and this task's future
+        // is moved into the runtime at every spawn.
+        let counted = Box::pin(store.count_requests(&key.scope, &limits, batch.len())).await;
         deliver(batch, counted);
         match store.limit_batches.next_batch(&key) {
             Some(next) => batch = next,
