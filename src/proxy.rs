@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod forward;
 mod limits;
+mod pool;
 mod record;
 
 use record::Seen;

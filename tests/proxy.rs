@@ -5,6 +5,8 @@
 mod support;
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -180,6 +182,51 @@ async fn request_bodies_stream_to_the_upstream() {
     answered.await.expect("an answer before the body ended");
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// An upstream that answers one request per connection, claims keep-alive,
+/// and closes the connection `linger` after answering; it counts the
+/// connections it accepted.
+async fn closing_upstream(linger: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\
+                              Connection: keep-alive\r\n\r\nok";
+                let _ = stream.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(linger).await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_idle_connections_is_served_on_new_ones() {
+    let (url, accepted) = closing_upstream(Duration::from_millis(20)).await;
+    let fx =
+        Fixture::start_with(move |b, _| b.api_json("open", keyless_api("open", "/open/", &url)))
+            .await;
+    for _ in 0..5 {
+        let reply = send(fx.gw.data(Method::GET, "/open/x")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.text, "ok");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        5,
+        "a new connection each time"
+    );
 }
 
 #[tokio::test]

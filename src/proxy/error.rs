@@ -28,7 +28,7 @@ pub enum ProxyError {
     #[error("session storage unavailable")]
     Storage(#[from] crate::storage::StorageError),
     #[error("upstream unreachable")]
-    UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    UpstreamUnreachable(#[source] super::pool::PoolError),
     #[error("upstream timed out")]
     UpstreamTimeout,
     #[error("upstream url is invalid")]

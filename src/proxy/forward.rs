@@ -1,15 +1,14 @@
 //! Forwarding to the upstream over pooled connections, streaming both
 //! bodies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
+use super::pool::{Pool, Upstream};
 use super::ProxyError;
 use crate::api::{rest_of, ApiDefinition};
 use crate::http::{Body, Connector, Peer};
@@ -27,10 +26,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// The pooled client for every upstream.
+/// Forwarding over the pooled connections of every upstream.
 pub struct Upstreams {
-    client: Client<Connector, Incoming>,
+    pool: Arc<Pool>,
     timeout: Duration,
 }
 
@@ -38,10 +38,8 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(connector: Connector, timeout: Duration) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Self { client, timeout }
+        let pool = Arc::new(Pool::new(connector));
+        Self { pool, timeout }
     }
 
     /// Sends the request to the API's upstream. The listen path matched
@@ -59,39 +57,38 @@ impl Upstreams {
         } else {
             parts.uri.path()
         };
-        let uri = upstream_uri(&api.target_url, path, parts.uri.query())?;
+        let (upstream, origin_form) = upstream_uri(&api.target_url, path, parts.uri.query())?;
 
         let original_host = parts.headers.get(header::HOST).cloned();
         remove_hop_by_hop(&mut parts.headers);
         append_forwarded_for(&mut parts.headers, peer.ip);
         if let Some(host) = original_host {
-            parts.headers.insert("x-forwarded-host", host);
+            parts.headers.insert(X_FORWARDED_HOST, host);
         }
-        if let Some(authority) = uri.authority() {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(header::HOST, host);
-            }
+        if let Ok(host) = HeaderValue::from_str(upstream.1.as_str()) {
+            parts.headers.insert(header::HOST, host);
         }
-        parts.uri = uri;
+        parts.uri = origin_form;
         parts.version = http::Version::HTTP_11;
 
-        let sent = self.client.request(Request::from_parts(parts, body));
-        let response = match tokio::time::timeout(self.timeout, sent).await {
+        let sent = self.pool.send(upstream, Request::from_parts(parts, body));
+        let mut response = match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => return Err(ProxyError::UpstreamTimeout),
             Ok(Err(error)) => return Err(ProxyError::UpstreamUnreachable(error)),
             Ok(Ok(response)) => response,
         };
-
-        let (mut parts, body) = response.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed(),
-        ))
+        remove_hop_by_hop(response.headers_mut());
+        Ok(response)
     }
 }
 
-fn upstream_uri(target: &str, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+/// The upstream (scheme and authority) and the origin-form URI of the
+/// request: the target's path, then the request's path and query.
+fn upstream_uri(
+    target: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<(Upstream, Uri), ProxyError> {
     let target = target.trim_end_matches('/');
     let query_len = query.map_or(0, |q| q.len() + 1);
     let mut uri = String::with_capacity(target.len() + path.len() + query_len);
@@ -101,7 +98,16 @@ fn upstream_uri(target: &str, path: &str, query: Option<&str>) -> Result<Uri, Pr
         uri.push('?');
         uri.push_str(query);
     }
-    Uri::try_from(uri).map_err(|_| ProxyError::BadUpstreamUrl)
+    let parts = Uri::try_from(uri)
+        .map_err(|_| ProxyError::BadUpstreamUrl)?
+        .into_parts();
+    let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+        return Err(ProxyError::BadUpstreamUrl);
+    };
+    let mut origin = http::uri::Parts::default();
+    origin.path_and_query = parts.path_and_query;
+    let origin = Uri::from_parts(origin).map_err(|_| ProxyError::BadUpstreamUrl)?;
+    Ok(((scheme, authority), origin))
 }
 
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -146,8 +152,10 @@ mod tests {
 
     #[test]
     fn upstream_uri_joins_path_and_query() {
-        let uri = upstream_uri("http://u:9", "/a/b", Some("x=1")).unwrap();
-        assert_eq!(uri.to_string(), "http://u:9/a/b?x=1");
+        let ((scheme, authority), uri) =
+            upstream_uri("http://u:9/v1", "/a/b", Some("x=1")).unwrap();
+        assert_eq!((scheme.as_str(), authority.as_str()), ("http", "u:9"));
+        assert_eq!(uri.to_string(), "/v1/a/b?x=1");
     }
 
     #[test]
