@@ -24,6 +24,7 @@ use crate::app::Gateway;
 use crate::http::{Body, Handler, Peer};
 use crate::metrics::{RequestRecord, UNMATCHED};
 use crate::oauth::Endpoint;
+use crate::policy::Access;
 
 /// The data-plane request handler.
 pub struct DataPlane {
@@ -137,10 +138,13 @@ impl DataPlane {
             seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
             seen.token_hash = Some(hash.clone());
             seen.session = Some(session.clone());
-            let method = request.method().as_str();
-            let rest = rest_of(request.uri().path(), matched);
-            let admission =
-                limits::admit(&self.gateway, definition, &session, &hash, method, rest)?;
+            let access = Access {
+                api_id: &definition.id,
+                version: None,
+                method: request.method().as_str(),
+                path: rest_of(request.uri().path(), matched),
+            };
+            let admission = limits::admit(&self.gateway, definition, &session, &hash, &access)?;
             quota = limits::count(&self.gateway, &admission)
                 .await
                 .inspect_err(|error| self.count_rejection(definition, seen, error))?;

@@ -21,6 +21,8 @@ pub enum ProxyError {
     InvalidToken,
     #[error("session has no access to this api")]
     Forbidden,
+    #[error("access to this API version is not allowed")]
+    VersionForbidden,
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded")]
@@ -44,7 +46,7 @@ impl ProxyError {
             Self::DotSegments => StatusCode::BAD_REQUEST,
             Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::MalformedCredential => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::VersionForbidden => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable(_) | Self::BadUpstreamUrl => StatusCode::BAD_GATEWAY,
