@@ -6,7 +6,11 @@ mod definition;
 mod model;
 mod oas;
 mod registry;
+mod versioning;
 
 pub use definition::{load_dir, parse_definition, DefinitionError, DefinitionFormat, ParsedApi};
 pub use model::*;
 pub use registry::{rest_of, route_key, ApiSource, LoadedApi, Registry, Snapshot};
+pub use versioning::{
+    Expiry, UrlPattern, Version, VersionLocation, VersionMode, Versioning, SELF_VERSION,
+};

@@ -45,6 +45,8 @@ pub struct AccessRight {
     pub api_id: String,
     #[serde(default)]
     pub api_name: String,
+    /// Versions allowed when the API lists its versions; as in Tyk, an
+    /// empty list allows none of them.
     #[serde(default)]
     pub versions: Vec<String>,
     /// When not empty, only these paths and methods are allowed.
@@ -82,12 +84,27 @@ pub struct RateSpec {
     pub quota_renewal_rate: i64,
 }
 
+/// What a request asks for: an API, the version that serves it, a method
+/// and a path.
+#[derive(Clone, Copy, Debug)]
+pub struct Access<'a> {
+    pub api_id: &'a str,
+    /// The version an access right must list; `None` when the API does
+    /// not list versions, and any access right to it will do.
+    pub version: Option<&'a str>,
+    pub method: &'a str,
+    /// The path after the listen path.
+    pub path: &'a str,
+}
+
 /// The outcome of applying a session's policies to one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Decision {
     /// Allowed, under these limits; `per_api` when the limits are the
     /// API's own and must be counted apart.
     Allowed { limits: RateSpec, per_api: bool },
+    /// A policy grants the API, but not this version.
+    VersionDenied,
     /// A policy grants the API, but not this path or method.
     UrlDenied,
     /// No policy grants the API.
@@ -139,14 +156,17 @@ impl Policy {
         !self.is_inactive && self.access_rights.contains_key(api_id)
     }
 
-    fn decide(&self, api_id: &str, method: &str, path: &str) -> Decision {
+    fn decide(&self, access: &Access<'_>) -> Decision {
         if self.is_inactive {
             return Decision::NotGranted;
         }
-        let Some(right) = self.access_rights.get(api_id) else {
+        let Some(right) = self.access_rights.get(access.api_id) else {
             return Decision::NotGranted;
         };
-        if !right.allows(method, path) {
+        if !right.allows_version(access.version) {
+            return Decision::VersionDenied;
+        }
+        if !right.allows(access.method, access.path) {
             return Decision::UrlDenied;
         }
         match right.limit.filter(RateSpec::is_set) {
@@ -165,6 +185,11 @@ impl Policy {
 // === impl AccessRight ===
 
 impl AccessRight {
+    /// Tyk's rule: the list must name the version; no list names none.
+    pub fn allows_version(&self, version: Option<&str>) -> bool {
+        version.is_none_or(|wanted| self.versions.iter().any(|v| v == wanted))
+    }
+
     fn allows(&self, method: &str, path: &str) -> bool {
         self.allowed_urls.is_empty()
             || self.allowed_urls.iter().any(|allowed| {
@@ -250,14 +275,15 @@ impl PolicySet {
     }
 
     /// Applies the named policies, in order, to a request. The first policy
-    /// that allows the request sets its limits.
-    pub fn decide(&self, ids: &[String], api_id: &str, method: &str, path: &str) -> Decision {
+    /// that allows the request sets its limits, so a version or path one
+    /// policy leaves out can come from another, as Tyk merges them.
+    pub fn decide(&self, ids: &[String], access: &Access<'_>) -> Decision {
         let mut outcome = Decision::NotGranted;
         for policy in ids.iter().filter_map(|id| self.policies.get(id)) {
-            match policy.decide(api_id, method, path) {
+            match policy.decide(access) {
                 allowed @ Decision::Allowed { .. } => return allowed,
-                Decision::UrlDenied => outcome = Decision::UrlDenied,
                 Decision::NotGranted => {}
+                denied => outcome = denied,
             }
         }
         outcome
@@ -378,6 +404,23 @@ mod tests {
         assert!(!Policy::parse(doc, None).unwrap().grants("a"));
     }
 
+    /// A request to `api_id` of any version.
+    fn access<'a>(api_id: &'a str, method: &'a str, path: &'a str) -> Access<'a> {
+        Access {
+            api_id,
+            version: None,
+            method,
+            path,
+        }
+    }
+
+    fn versioned<'a>(api_id: &'a str, version: &'a str) -> Access<'a> {
+        Access {
+            version: Some(version),
+            ..access(api_id, "GET", "/")
+        }
+    }
+
     #[test]
     fn allowed_urls_limit_paths_and_methods() {
         let doc = br#"{"id": "p", "access_rights": {"a": {"allowed_urls": [
@@ -385,15 +428,46 @@ mod tests {
         let set = PolicySet::new([Policy::parse(doc, None).unwrap()]);
         let ids = vec!["p".to_string()];
         assert!(matches!(
-            set.decide(&ids, "a", "GET", "/users/1"),
+            set.decide(&ids, &access("a", "GET", "/users/1")),
             Decision::Allowed { .. }
         ));
-        assert_eq!(
-            set.decide(&ids, "a", "POST", "/users/1"),
-            Decision::UrlDenied
-        );
-        assert_eq!(set.decide(&ids, "a", "GET", "/admin"), Decision::UrlDenied);
-        assert_eq!(set.decide(&ids, "b", "GET", "/users"), Decision::NotGranted);
+        let denied = [("a", "POST", "/users/1"), ("a", "GET", "/admin")];
+        for (api, method, path) in denied {
+            let decision = set.decide(&ids, &access(api, method, path));
+            assert_eq!(decision, Decision::UrlDenied);
+        }
+        let other_api = set.decide(&ids, &access("b", "GET", "/users"));
+        assert_eq!(other_api, Decision::NotGranted);
+    }
+
+    #[test]
+    fn a_version_must_be_listed_and_an_empty_list_allows_none() {
+        let doc = br#"{"id": "p", "access_rights": {
+            "a": {"versions": ["v1"]}, "b": {"versions": []}}}"#;
+        let set = PolicySet::new([Policy::parse(doc, None).unwrap()]);
+        let ids = vec!["p".to_string()];
+        let allowed = set.decide(&ids, &versioned("a", "v1"));
+        assert!(matches!(allowed, Decision::Allowed { .. }));
+        let v2 = set.decide(&ids, &versioned("a", "v2"));
+        assert_eq!(v2, Decision::VersionDenied);
+        let empty_list = set.decide(&ids, &versioned("b", "v1"));
+        assert_eq!(empty_list, Decision::VersionDenied);
+        // An API that does not list versions asks for none.
+        let unversioned = set.decide(&ids, &access("b", "GET", "/"));
+        assert!(matches!(unversioned, Decision::Allowed { .. }));
+    }
+
+    #[test]
+    fn a_version_one_policy_leaves_out_comes_from_another() {
+        let one = br#"{"id": "one", "access_rights": {"a": {"versions": ["v1"]}}}"#;
+        let two = br#"{"id": "two", "access_rights": {"a": {"versions": ["v2"]}}}"#;
+        let policies = [one, two].map(|doc| Policy::parse(doc, None).unwrap());
+        let set = PolicySet::new(policies);
+        let ids = vec!["one".to_string(), "two".to_string()];
+        let v2 = set.decide(&ids, &versioned("a", "v2"));
+        assert!(matches!(v2, Decision::Allowed { .. }));
+        let v3 = set.decide(&ids, &versioned("a", "v3"));
+        assert_eq!(v3, Decision::VersionDenied);
     }
 
     #[test]
@@ -402,12 +476,14 @@ mod tests {
             "a": {"limit": {"rate": 5, "per": 10}}, "b": {}}}"#;
         let set = PolicySet::new([Policy::parse(doc, None).unwrap()]);
         let ids = vec!["p".to_string()];
-        let Decision::Allowed { limits, per_api } = set.decide(&ids, "a", "GET", "/") else {
+        let Decision::Allowed { limits, per_api } = set.decide(&ids, &access("a", "GET", "/"))
+        else {
             panic!("a is granted");
         };
         assert!(per_api);
         assert_eq!(limits.rate, 5.0);
-        let Decision::Allowed { limits, per_api } = set.decide(&ids, "b", "GET", "/") else {
+        let Decision::Allowed { limits, per_api } = set.decide(&ids, &access("b", "GET", "/"))
+        else {
             panic!("b is granted");
         };
         assert!(!per_api);

@@ -7,6 +7,7 @@ mod forward;
 mod limits;
 mod pool;
 mod record;
+mod version;
 
 use record::Seen;
 
@@ -25,6 +26,11 @@ use crate::app::Gateway;
 use crate::http::{Body, Handler, Peer};
 use crate::metrics::{RequestRecord, UNMATCHED};
 use crate::oauth::Endpoint;
+use crate::policy::Access;
+use limits::LimitHeaders;
+
+/// When the version served expires (Tyk's header, RFC 1123).
+const X_TYK_API_EXPIRES: http::HeaderName = http::HeaderName::from_static("x-tyk-api-expires");
 
 /// The data-plane request handler.
 pub struct DataPlane {
@@ -71,11 +77,16 @@ impl DataPlane {
                 error.into_response()
             }
         };
-        self.record(&api.definition.id, &seen, &response, started);
+        // A version served by another API counts as that API's request.
+        let served = seen
+            .served
+            .as_ref()
+            .map_or(&api.definition, |a| &a.definition);
+        self.record(&served.id, &seen, &response, started);
         if let Some(begun) = begun {
             let done = (response.status().as_u16(), started);
             let policies = self.gateway.policies.current();
-            let record = record::finish(begun, &api.definition, &seen, done, &policies);
+            let record = record::finish(begun, served, &seen, done, &policies);
             self.gateway.analytics.record(record);
         }
         response
@@ -123,44 +134,79 @@ impl DataPlane {
         }
     }
 
+    /// Serves a request to `base`, or to the API serving the version it
+    /// asks for: versions first, then credentials, limits and upstream.
     async fn protected(
         &self,
-        api: &LoadedApi,
+        base: &LoadedApi,
         matched: usize,
         mut request: Request<Incoming>,
         peer: Peer,
         seen: &mut Seen,
     ) -> Result<Response<Body>, ProxyError> {
-        let definition = &api.definition;
-        let mut quota = None;
-        if definition.auth != AuthMode::Keyless {
-            let (session, hash) = auth::authenticate(&self.gateway, definition, &request).await?;
-            seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
-            seen.token_hash = Some(hash.clone());
-            seen.session = Some(session.clone());
-            let method = request.method().as_str();
-            let rest = rest_of(request.uri().path(), matched);
-            let admission =
-                limits::admit(&self.gateway, definition, &session, &hash, method, rest)?;
-            quota = limits::count(&self.gateway, &admission)
-                .await
-                .inspect_err(|error| self.count_rejection(definition, seen, error))?;
-            if definition.strip_auth_data {
-                auth::strip_credential(&definition.credential, &mut request);
-            }
-        }
+        let child = version::child_api(&self.gateway, &base.definition, matched, &mut request)?;
+        seen.served.clone_from(&child);
+        let definition = child.as_ref().map_or(&base.definition, |c| &c.definition);
+        let listed = version::listed(definition, matched, &mut request)?;
+        let quota = self
+            .authorize(definition, matched, &mut request, listed, seen)
+            .await?;
+
+        // The base's listen path matched; the base decides if it goes.
+        let strip = if base.definition.strip_listen_path {
+            matched
+        } else {
+            0
+        };
         let upstream_started = Instant::now();
         let forwarded = self
             .gateway
             .upstreams
-            .forward(definition, matched, request, peer)
+            .forward(definition, strip, request, peer)
             .await;
         seen.upstream = Some(upstream_started.elapsed());
         let mut response = forwarded?;
         if let Some(quota) = quota {
             quota.apply(response.headers_mut());
         }
+        if let Some(expiry) = listed.and_then(|(_, version)| version.expires.as_ref()) {
+            let headers = response.headers_mut();
+            headers.insert(X_TYK_API_EXPIRES, expiry.header.clone());
+        }
         Ok(response)
+    }
+
+    /// Authenticates the request and admits it under the session's access
+    /// rights and limits; keyless APIs admit everyone.
+    async fn authorize(
+        &self,
+        definition: &ApiDefinition,
+        matched: usize,
+        request: &mut Request<Incoming>,
+        listed: Option<version::Listed<'_>>,
+        seen: &mut Seen,
+    ) -> Result<Option<LimitHeaders>, ProxyError> {
+        if definition.auth == AuthMode::Keyless {
+            return Ok(None);
+        }
+        let (session, hash) = auth::authenticate(&self.gateway, definition, request).await?;
+        seen.client_id = Some(session.client_id.clone()).filter(|id| !id.is_empty());
+        seen.token_hash = Some(hash.clone());
+        seen.session = Some(session.clone());
+        let access = Access {
+            api_id: &definition.id,
+            version: listed.map(|(name, _)| name),
+            method: request.method().as_str(),
+            path: rest_of(request.uri().path(), matched),
+        };
+        let admission = limits::admit(&self.gateway, definition, &session, &hash, &access)?;
+        let quota = limits::count(&self.gateway, &admission)
+            .await
+            .inspect_err(|error| self.count_rejection(definition, seen, error))?;
+        if definition.strip_auth_data {
+            auth::strip_credential(&definition.credential, request);
+        }
+        Ok(quota)
     }
 }
 

@@ -29,6 +29,11 @@ pub struct Session {
     /// Further API ids granted directly (from `key_rules`).
     #[serde(default)]
     pub access_rights: Vec<String>,
+    /// The `versions` of each of `access_rights`. `None` in sessions
+    /// stored before versions were kept: those allow every version, as
+    /// they did when they were made.
+    #[serde(default)]
+    pub access_versions: Option<BTreeMap<String, Vec<String>>>,
     pub scope: Option<String>,
     /// Resource owner, for code and password grants.
     pub username: Option<String>,
@@ -62,6 +67,36 @@ pub struct SessionCache {
 impl Session {
     pub fn is_expired(&self, now_ms: u64) -> bool {
         now_ms >= self.expires_at_ms
+    }
+
+    /// What the session's own access rights, not its policies, say about
+    /// `api_id`: `None` when they do not name it, else whether they allow
+    /// `version` (Tyk's rule: the API's list must name it).
+    pub fn own_access(&self, api_id: &str, version: Option<&str>) -> Option<bool> {
+        if !self.access_rights.iter().any(|id| id == api_id) {
+            return None;
+        }
+        let (Some(wanted), Some(versions)) = (version, &self.access_versions) else {
+            return Some(true);
+        };
+        let mut listed = versions.get(api_id).into_iter().flatten();
+        Some(listed.any(|v| v == wanted))
+    }
+
+    /// Sets the session's own access rights from a Tyk `access_rights`
+    /// object: API ids with their `versions`. A `versions` that is not a
+    /// list of strings allows no version.
+    pub fn grant(&mut self, rights: &serde_json::Map<String, serde_json::Value>) {
+        let versions_of = |right: &serde_json::Value| -> Vec<String> {
+            let listed = right.get("versions").and_then(|v| v.as_array());
+            let names = listed.into_iter().flatten().filter_map(|v| v.as_str());
+            names.map(str::to_string).collect()
+        };
+        self.access_rights = rights.keys().cloned().collect();
+        let versions = rights
+            .iter()
+            .map(|(id, right)| (id.clone(), versions_of(right)));
+        self.access_versions = Some(versions.collect());
     }
 
     /// Seconds left before expiry, at least 1 while the session lives.
@@ -166,6 +201,7 @@ mod tests {
             grant_type: "client_credentials".into(),
             policies: vec![],
             access_rights: vec![],
+            access_versions: None,
             scope: None,
             username: None,
             meta_data: BTreeMap::new(),
@@ -181,6 +217,25 @@ mod tests {
         assert_eq!(session(1500).remaining_secs(1000), 1);
         assert_eq!(session(1000).remaining_secs(1000), 0);
         assert!(session(1000).is_expired(1000));
+    }
+
+    #[test]
+    fn own_access_rights_list_versions() {
+        let mut session = session(1);
+        let rights = serde_json::json!({"a": {"versions": ["v1"]}, "b": {}});
+        session.grant(rights.as_object().unwrap());
+        assert_eq!(session.own_access("a", Some("v1")), Some(true));
+        assert_eq!(session.own_access("a", Some("v2")), Some(false));
+        assert_eq!(session.own_access("b", Some("v1")), Some(false));
+        assert_eq!(session.own_access("b", None), Some(true));
+        assert_eq!(session.own_access("c", None), None);
+    }
+
+    #[test]
+    fn sessions_stored_without_versions_allow_every_version() {
+        let mut session = session(1);
+        session.access_rights = vec!["a".into()];
+        assert_eq!(session.own_access("a", Some("v9")), Some(true));
     }
 
     #[test]

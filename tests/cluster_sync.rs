@@ -12,9 +12,10 @@ mod support;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder};
-use serde_json::{json, Value};
+use serde_json::json;
 use support::fixtures::{
-    keyless_api, oauth_api, policies, sha256_hex, API_ID, LISTEN, POLICY_ID, REDIRECT_URI,
+    auth_token_api, keyless_api, oauth_api, policies, sha256_hex, API_ID, LISTEN, POLICY_ID,
+    REDIRECT_URI,
 };
 use support::redis_proxy::RedisProxy;
 use support::traffic::Traffic;
@@ -115,18 +116,6 @@ fn node_builder(upstream: &Upstream, prefix: &str) -> support::gateway::TestGate
             c.redis.key_prefix = prefix;
             c.node_secret = Some(tollgate::config::Secret::new(NODE_SECRET));
         })
-}
-
-/// A Tyk Classic Auth Token API.
-fn auth_token_api(api_id: &str, listen_path: &str, target: &str) -> Value {
-    json!({
-        "api_id": api_id,
-        "name": format!("api {api_id}"),
-        "org_id": "default",
-        "use_standard_auth": true,
-        "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true},
-        "auth_configs": {"authToken": {"auth_header_name": "Authorization"}},
-    })
 }
 
 /// Registers client `client_id` of API `999999` with policy `TEST-4321`.

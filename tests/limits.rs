@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::fixtures::{oauth_api, unix_now, API_ID, CLIENT_ID, LISTEN, POLICY_ID, REDIRECT_URI};
+use support::fixtures::{
+    auth_token_api, oauth_api, unix_now, API_ID, CLIENT_ID, LISTEN, POLICY_ID, REDIRECT_URI,
+};
 use support::{send, Reply, TestGateway, TestRedis, Upstream};
 use tokio::time::Instant;
 
@@ -35,18 +37,6 @@ fn policy(api_ids: &[&str], extra: Value) -> Value {
         policy.extend(extra);
     }
     policy
-}
-
-/// A Tyk Classic Auth Token API.
-fn auth_token_api(api_id: &str, listen_path: &str, target: &str) -> Value {
-    json!({
-        "api_id": api_id,
-        "name": format!("api {api_id}"),
-        "org_id": "default",
-        "use_standard_auth": true,
-        "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true},
-        "auth_configs": {"authToken": {"auth_header_name": "Authorization"}},
-    })
 }
 
 struct Setup {

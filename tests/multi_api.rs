@@ -9,24 +9,14 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::fixtures::{oauth_api, unix_now, REDIRECT_URI};
-use support::{send, Reply, TestGateway, TestRedis, Upstream};
+use support::fixtures::{
+    auth_token_api, oas_api_key_api, oauth_api, unix_now, Stack, REDIRECT_URI,
+};
+use support::{send, Reply, TestGateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENT: (&str, &str) = ("multi-client", "multi-secret");
 const POLICY: &str = "shared";
-
-/// A Tyk Classic Auth Token API (`use_standard_auth`).
-fn standard_auth_api(api_id: &str, listen_path: &str, target: &str) -> Value {
-    json!({
-        "api_id": api_id,
-        "name": format!("api {api_id}"),
-        "org_id": "default",
-        "use_standard_auth": true,
-        "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true},
-        "auth_configs": {"authToken": {"auth_header_name": "Authorization"}},
-    })
-}
 
 /// A Tyk Classic API with no method flag but a legacy `auth` block: Auth
 /// Token read from `X-Api-Key`.
@@ -37,27 +27,6 @@ fn legacy_auth_api(api_id: &str, listen_path: &str, target: &str) -> Value {
         "org_id": "default",
         "auth": {"auth_header_name": "X-Api-Key"},
         "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true},
-    })
-}
-
-/// A Tyk OAS API with an `apiKey` scheme in header `X-Oas-Key`.
-fn oas_api_key_api(api_id: &str, listen_path: &str, target: &str) -> Value {
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": api_id, "version": "1.0.0"},
-        "paths": {},
-        "components": {"securitySchemes": {
-            "key": {"type": "apiKey", "in": "header", "name": "X-Oas-Key"}
-        }},
-        "security": [{"key": []}],
-        "x-tyk-api-gateway": {
-            "info": {"id": api_id, "name": api_id, "orgId": "default", "state": {"active": true}},
-            "upstream": {"url": target},
-            "server": {
-                "listenPath": {"value": listen_path, "strip": true},
-                "authentication": {"enabled": true, "securitySchemes": {"key": {"enabled": true}}}
-            }
-        }
     })
 }
 
@@ -83,12 +52,6 @@ fn policy_doc(api_ids: &[&str], allowed_urls: Option<Value>) -> Value {
     })
 }
 
-struct Setup {
-    gw: TestGateway,
-    upstream: Upstream,
-    redis: TestRedis,
-}
-
 /// Five APIs: `orders` (OAuth, issues tokens), `inventory` (Auth Token),
 /// `legacy` (legacy `auth` block), `oaskeys` (OAS apiKey) and `billing`
 /// (Auth Token, not in the policy at first).
@@ -100,22 +63,21 @@ fn apis(
         .api_json("orders", oauth_api("orders", "/orders/", target))
         .api_json(
             "inventory",
-            standard_auth_api("inventory", "/inventory/", target),
+            auth_token_api("inventory", "/inventory/", target),
         )
         .api_json("legacy", legacy_auth_api("legacy", "/legacy/", target))
-        .api_json("oaskeys", oas_api_key_api("oaskeys", "/oaskeys/", target))
-        .api_json("billing", standard_auth_api("billing", "/billing/", target))
+        .api_json(
+            "oaskeys",
+            oas_api_key_api("oaskeys", "/oaskeys/", target, "X-Oas-Key"),
+        )
+        .api_json("billing", auth_token_api("billing", "/billing/", target))
 }
 
 /// Starts the gateway, stores `policy` through `POST /tyk/policies` and
 /// registers the client in `orders` with it.
-async fn start(policy: Value) -> Setup {
-    support::init_tracing();
-    let redis = TestRedis::start();
-    let upstream = Upstream::start().await;
-    let gw = apis(TestGateway::builder(), &upstream.url())
-        .start(&redis)
-        .await;
+async fn start(policy: Value) -> Stack {
+    let stack = Stack::start(apis).await;
+    let gw = &stack.gw;
     let created = send(gw.admin(Method::POST, "/tyk/policies").json(&policy)).await;
     assert_eq!(created.status, 200, "create policy: {created:?}");
     gw.create_client(
@@ -128,11 +90,7 @@ async fn start(policy: Value) -> Setup {
         }),
     )
     .await;
-    Setup {
-        gw,
-        upstream,
-        redis,
-    }
+    stack
 }
 
 async fn put_policy(gw: &TestGateway, policy: &Value) {

@@ -10,8 +10,8 @@ mod support;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::fixtures::{
-    oauth_api, sha256_hex, Fixture, API_ID, CLIENT_ID, CLIENT_SECRET, LISTEN, POLICY_ID,
-    REDIRECT_URI,
+    auth_token_api, oauth_api, sha256_hex, Fixture, API_ID, CLIENT_ID, CLIENT_SECRET, LISTEN,
+    POLICY_ID, REDIRECT_URI,
 };
 use support::{send, Reply, TestGateway, TestRedis};
 use tollgate::session::Session;
@@ -25,17 +25,6 @@ fn session(redis: &TestRedis, gw: &TestGateway, token: &str) -> Session {
         }
         other => panic!("no session under {key}: {other:?}"),
     }
-}
-
-/// A Tyk Classic Auth Token API.
-fn auth_token_api(api_id: &str, listen_path: &str, target: &str) -> Value {
-    json!({
-        "api_id": api_id,
-        "name": format!("api {api_id}"),
-        "org_id": "default",
-        "use_standard_auth": true,
-        "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true},
-    })
 }
 
 /// A policy granting `api_ids`, with `extra` fields merged in.

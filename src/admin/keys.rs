@@ -97,13 +97,14 @@ fn key_session(request: &KeyRequest) -> Session {
     } else {
         u64::MAX
     };
-    Session {
+    let mut session = Session {
         api_id: String::new(),
         org_id: request.org_id.clone(),
         client_id: String::new(),
         grant_type: "key".into(),
         policies: request.apply_policies.clone(),
-        access_rights: request.access_rights.keys().cloned().collect(),
+        access_rights: Vec::new(),
+        access_versions: None,
         scope: None,
         username: None,
         meta_data: request.meta_data.clone().into_iter().collect(),
@@ -111,7 +112,9 @@ fn key_session(request: &KeyRequest) -> Session {
         limits: request.limits.is_set().then_some(request.limits),
         issued_at_ms: now,
         expires_at_ms,
-    }
+    };
+    session.grant(&request.access_rights);
+    session
 }
 
 async fn save_user(

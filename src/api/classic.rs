@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::definition::{self as check, DefinitionError, Field};
 use super::model::{ApiDefinition, AuthMode, CredentialSource, OAuthSettings};
+use super::versioning::{self, Settings, Versioning};
 
 const DEFAULT_AUTH_HEADER: &str = "Authorization";
 
@@ -45,6 +46,7 @@ pub fn parse_classic(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
         name: root.get("name").string()?,
         org_id: root.get("org_id").string()?,
         active: root.get("active").bool()?.unwrap_or(true),
+        internal: root.get("internal").flag()?,
         listen_path,
         domain: check::domain(&root.get("domain"))?,
         target_url,
@@ -53,6 +55,50 @@ pub fn parse_classic(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
         credential,
         strip_auth_data: root.get("strip_auth_data").flag()?,
         tags: root.get("tags").owned_strings()?,
+        versioning: versioning(&root)?,
+    })
+}
+
+/// Tyk Classic has both shapes of versions: `version_data` lists versions
+/// this API serves; `definition.enabled` makes it a base API whose
+/// `definition.versions` name the APIs serving the others. Without
+/// `not_versioned: false` or `definition.enabled`, the API is unversioned.
+fn versioning(root: &Field<'_>) -> Result<Option<Versioning>, DefinitionError> {
+    let definition = root.get("definition");
+    let data = root.get("version_data");
+    let listed = !data.get("not_versioned").bool()?.unwrap_or(true);
+    let enabled = definition.get("enabled");
+    match (enabled.flag()?, listed) {
+        (false, false) => Ok(None),
+        (true, true) => {
+            let reason = "cannot be combined with version_data.not_versioned false";
+            Err(enabled.invalid(reason))
+        }
+        (false, true) => {
+            let (versions, default) = (data.get("versions"), data.get("default_version"));
+            versioning::listed(&settings(&definition)?, &versions, &default).map(Some)
+        }
+        (true, false) => {
+            let versions = definition.get("versions");
+            let names = versions.object()?.into_iter().flat_map(|map| map.keys());
+            let children = names
+                .map(|name| (name.clone(), versions.get(name)))
+                .collect();
+            let (name, default) = (definition.get("name"), definition.get("default"));
+            versioning::children(&settings(&definition)?, &name, children, &default).map(Some)
+        }
+    }
+}
+
+/// `strip_path` is the older name of `strip_versioning_data`.
+fn settings<'a>(definition: &Field<'a>) -> Result<Settings<'a>, DefinitionError> {
+    let strip_path = definition.get("strip_path").flag()?;
+    Ok(Settings {
+        location: definition.get("location"),
+        key: definition.get("key"),
+        strip: strip_path || definition.get("strip_versioning_data").flag()?,
+        fallback_to_default: definition.get("fallback_to_default").flag()?,
+        url_pattern: definition.get("url_versioning_pattern"),
     })
 }
 

@@ -203,6 +203,21 @@ impl<'a> Field<'a> {
             .collect()
     }
 
+    /// The members of an array, each named by its index; absent means none.
+    pub(super) fn items(&self) -> Result<Vec<Field<'a>>, DefinitionError> {
+        let Some(value) = self.present() else {
+            return Ok(Vec::new());
+        };
+        let items = value
+            .as_array()
+            .ok_or_else(|| self.invalid("must be an array"))?;
+        let item = |(i, value)| Field {
+            value: Some(value),
+            path: format!("{}.{i}", self.path),
+        };
+        Ok(items.iter().enumerate().map(item).collect())
+    }
+
     /// [`strings`](Self::strings), owned.
     pub(super) fn owned_strings(&self) -> Result<Vec<String>, DefinitionError> {
         Ok(self.strings()?.into_iter().map(str::to_owned).collect())

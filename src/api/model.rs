@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use super::versioning::Versioning;
+
 /// One API served by the gateway.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiDefinition {
@@ -13,6 +15,9 @@ pub struct ApiDefinition {
     pub org_id: String,
     /// An inactive API is loaded but not served.
     pub active: bool,
+    /// Served only as a version of a base API, never on its own listen
+    /// path (Tyk's internal APIs).
+    pub internal: bool,
     /// Always starts with `/`; a trailing `/` is kept as submitted.
     pub listen_path: String,
     /// Optional `Host` that must match as well as the listen path.
@@ -28,6 +33,8 @@ pub struct ApiDefinition {
     /// Tyk's API tags (Classic `tags`, OAS `server.gatewayTags.tags`),
     /// carried into analytics records.
     pub tags: Vec<String>,
+    /// `None` for an unversioned API.
+    pub versioning: Option<Versioning>,
 }
 
 /// How requests to the API are authenticated.
@@ -134,6 +141,12 @@ impl ApiDefinition {
 
     pub fn is_oauth(&self) -> bool {
         self.oauth().is_some()
+    }
+
+    /// Whether requests reach the API through its own listen path: it is
+    /// active and not internal.
+    pub fn is_routed(&self) -> bool {
+        self.active && !self.internal
     }
 }
 

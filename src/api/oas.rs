@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::definition::{self as check, DefinitionError, Field};
 use super::model::{ApiDefinition, AuthMode, CredentialSource, OAuthSettings};
+use super::versioning::{self, Settings, Versioning};
 
 const DEFAULT_AUTH_HEADER: &str = "Authorization";
 
@@ -43,6 +44,7 @@ pub fn parse_oas(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
         name: info.get("name").string()?,
         org_id: info.get("orgId").string()?,
         active: info.get("state").get("active").bool()?.unwrap_or(true),
+        internal: info.get("state").get("internal").flag()?,
         listen_path,
         domain: custom_domain(&server.get("customDomain"))?,
         target_url,
@@ -51,7 +53,31 @@ pub fn parse_oas(doc: &Value) -> Result<ApiDefinition, DefinitionError> {
         credential,
         strip_auth_data: authentication.get("stripAuthorizationData").flag()?,
         tags: server.get("gatewayTags").get("tags").owned_strings()?,
+        versioning: versioning(&info.get("versioning"))?,
     })
+}
+
+/// A versioned Tyk OAS API is a base API: it serves its own version
+/// (`name`, or `self`) and names, in `versions`, the API serving each
+/// other version.
+fn versioning(field: &Field<'_>) -> Result<Option<Versioning>, DefinitionError> {
+    if !field.get("enabled").flag()? {
+        return Ok(None);
+    }
+    let settings = Settings {
+        location: field.get("location"),
+        key: field.get("key"),
+        strip: field.get("stripVersioningData").flag()?,
+        fallback_to_default: field.get("fallbackToDefault").flag()?,
+        url_pattern: field.get("urlVersioningPattern"),
+    };
+    let mut children = Vec::new();
+    for item in field.get("versions").items()? {
+        let name = item.get("name").required_str()?.to_string();
+        children.push((name, item.get("id")));
+    }
+    let (name, default) = (field.get("name"), field.get("default"));
+    versioning::children(&settings, &name, children, &default).map(Some)
 }
 
 /// Exactly one enabled scheme is served; an API with authentication on but

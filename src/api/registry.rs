@@ -36,7 +36,8 @@ pub struct LoadedApi {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Active APIs by listen path without its trailing `/`; those bound
-    /// to a domain come first in each list.
+    /// to a domain come first in each list. Internal APIs are left out:
+    /// they serve only as versions of a base API.
     routes: HashMap<String, Vec<Arc<LoadedApi>>>,
     by_id: HashMap<String, Arc<LoadedApi>>,
 }
@@ -56,7 +57,7 @@ impl Snapshot {
             .map(|api| (api.definition.id.clone(), Arc::new(api)))
             .collect();
         let mut routes: HashMap<String, Vec<Arc<LoadedApi>>> = HashMap::new();
-        for api in by_id.values().filter(|api| api.definition.active) {
+        for api in by_id.values().filter(|api| api.definition.is_routed()) {
             let (_, path) = route_key(&api.definition);
             routes
                 .entry(path.to_string())
@@ -93,7 +94,7 @@ impl Snapshot {
         self.by_id.get(id)
     }
 
-    /// The active API, other than `except_id`, that already serves the
+    /// The routed API, other than `except_id`, that already serves the
     /// listen path and domain of `api`.
     pub fn route_owner(&self, api: &ApiDefinition, except_id: &str) -> Option<&str> {
         let wanted = route_key(api);

@@ -173,7 +173,7 @@ fn log_kept_policies(error: &PolicyError) {
     }
 }
 
-/// Drops every active API whose listen path and domain an earlier one
+/// Drops every routed API whose listen path and domain an earlier one
 /// already serves: files come first, so a stored definition can never take
 /// over a path that a file protects.
 fn without_route_conflicts(apis: Vec<LoadedApi>) -> Vec<LoadedApi> {
@@ -181,7 +181,7 @@ fn without_route_conflicts(apis: Vec<LoadedApi>) -> Vec<LoadedApi> {
     let mut kept = Vec::with_capacity(apis.len());
     for api in apis {
         let definition = &api.definition;
-        if definition.active {
+        if definition.is_routed() {
             let (domain, path) = route_key(definition);
             let key = (domain, path.to_string());
             if let Some(owner) = served.get(&key) {
@@ -209,6 +209,28 @@ mod tests {
         let read = stored.load(Ordering::SeqCst);
         tokio::time::sleep(pause).await;
         live.store(read, Ordering::SeqCst);
+    }
+
+    fn api(id: &str, internal: bool) -> LoadedApi {
+        let document = serde_json::json!({
+            "api_id": id, "use_keyless": true, "internal": internal,
+            "proxy": {"listen_path": "/same/", "target_url": "http://u:1"},
+        });
+        let bytes = serde_json::to_vec(&document).unwrap();
+        let parsed = api::parse_definition(&bytes, DefinitionFormat::Json).unwrap();
+        LoadedApi {
+            definition: parsed.definition,
+            raw: parsed.raw,
+            source: ApiSource::Store,
+        }
+    }
+
+    #[test]
+    fn an_internal_api_takes_no_listen_path() {
+        let apis = [api("child", true), api("public", false), api("late", false)];
+        let kept = without_route_conflicts(apis.into());
+        let ids: Vec<_> = kept.iter().map(|a| a.definition.id.as_str()).collect();
+        assert_eq!(ids, ["child", "public"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -238,7 +238,7 @@ fn session_for(
     if !rules.apply_policies.is_empty() {
         session.policies = rules.apply_policies;
     }
-    session.access_rights = rules.access_rights.into_iter().map(|(id, _)| id).collect();
+    session.grant(&rules.access_rights);
     session.meta_data.extend(rules.meta_data);
     Ok(session)
 }

@@ -312,6 +312,7 @@ pub(crate) fn client_session(
         grant_type: grant.as_str().to_string(),
         policies: client.policy_id.iter().cloned().collect(),
         access_rights: Vec::new(),
+        access_versions: None,
         scope: params.get("scope").map(str::to_string),
         username: None,
         meta_data: client.meta_data.clone().into_iter().collect(),

@@ -128,7 +128,8 @@ pub(super) fn query_without(query: &str, name: &str) -> Option<String> {
     })
 }
 
-fn strip_query_param<B>(request: &mut Request<B>, name: &str) {
+/// Removes the query parameter `name`, whatever its value.
+pub(super) fn strip_query_param<B>(request: &mut Request<B>, name: &str) {
     let Some(query) = request.uri().query() else {
         return;
     };
@@ -136,6 +137,11 @@ fn strip_query_param<B>(request: &mut Request<B>, name: &str) {
     if let Some(kept) = query_without(query, name) {
         path_and_query = format!("{path_and_query}?{kept}");
     }
+    set_path_and_query(request, &path_and_query);
+}
+
+/// Replaces the path and query of the request's URI, keeping the rest.
+pub(super) fn set_path_and_query<B>(request: &mut Request<B>, path_and_query: &str) {
     let mut parts = request.uri().clone().into_parts();
     parts.path_and_query = path_and_query.parse().ok();
     if let Ok(uri) = http::Uri::from_parts(parts) {

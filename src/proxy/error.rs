@@ -21,6 +21,18 @@ pub enum ProxyError {
     InvalidToken,
     #[error("session has no access to this api")]
     Forbidden,
+    #[error("version information not found")]
+    VersionMissing,
+    /// A version an API that lists its versions does not have.
+    #[error("this API version does not seem to exist")]
+    UnknownVersion,
+    /// A version a base API names no served API for.
+    #[error("this API version does not seem to exist")]
+    NoVersionApi,
+    #[error("API version has expired")]
+    VersionExpired,
+    #[error("access to this API version is not allowed")]
+    VersionForbidden,
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded")]
@@ -44,7 +56,13 @@ impl ProxyError {
             Self::DotSegments => StatusCode::BAD_REQUEST,
             Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::MalformedCredential => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::VersionForbidden => StatusCode::FORBIDDEN,
+            // Tyk's statuses: 404 only where a base API finds no API for
+            // the version.
+            Self::VersionMissing | Self::UnknownVersion | Self::VersionExpired => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NoVersionApi => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable(_) | Self::BadUpstreamUrl => StatusCode::BAD_GATEWAY,

@@ -42,21 +42,17 @@ impl Upstreams {
         Self { pool, timeout }
     }
 
-    /// Sends the request to the API's upstream. The listen path matched
-    /// the first `matched` bytes of the request's path.
+    /// Sends the request to the API's upstream, without the first
+    /// `strip` bytes of its path (the listen path, when stripped).
     pub async fn forward(
         &self,
         api: &ApiDefinition,
-        matched: usize,
+        strip: usize,
         request: Request<Incoming>,
         peer: Peer,
     ) -> Result<Response<Body>, ProxyError> {
         let (mut parts, body) = request.into_parts();
-        let path = if api.strip_listen_path {
-            rest_of(parts.uri.path(), matched)
-        } else {
-            parts.uri.path()
-        };
+        let path = rest_of(parts.uri.path(), strip);
         let (upstream, origin_form) = upstream_uri(&api.target_url, path, parts.uri.query())?;
 
         let original_host = parts.headers.get(header::HOST).cloned();

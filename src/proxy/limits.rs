@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use super::ProxyError;
 use crate::api::ApiDefinition;
 use crate::app::Gateway;
-use crate::policy::{Decision, RateSpec};
+use crate::policy::{Access, Decision, RateSpec};
 use crate::session::{now_ms, Session};
 use crate::storage::{Allowance, LimitOutcome, Limits};
 
@@ -40,8 +40,7 @@ pub(super) fn admit(
     api: &ApiDefinition,
     session: &Session,
     token_hash: &str,
-    method: &str,
-    path: &str,
+    access: &Access<'_>,
 ) -> Result<Admission, ProxyError> {
     // Tokens of the OAuth server identify a client; plain keys do not and
     // are not accepted on OAuth APIs.
@@ -50,13 +49,8 @@ pub(super) fn admit(
     }
     let policies = gateway.policies.current();
     let scope = base_scope(session, token_hash);
-    // Without policies, a token serves the API that issued it and those its
-    // own access rights name. With policies, they alone decide, so that an
-    // edited, inactive or deleted policy takes access away at once.
-    let granted_directly = session.access_rights.contains(&api.id)
-        || (session.policies.is_empty() && session.api_id == api.id);
 
-    match policies.decide(&session.policies, &api.id, method, path) {
+    match policies.decide(&session.policies, access) {
         Decision::Allowed { limits, per_api } => {
             let scope = if per_api {
                 format!("{scope}:api:{}", api.id)
@@ -65,12 +59,26 @@ pub(super) fn admit(
             };
             Ok(Admission { limits, scope })
         }
+        Decision::VersionDenied => Err(ProxyError::VersionForbidden),
         Decision::UrlDenied => Err(ProxyError::Forbidden),
-        Decision::NotGranted if granted_directly => {
+        Decision::NotGranted => {
+            granted_directly(session, access)?;
             let limits = session.limits.unwrap_or(RateSpec::UNLIMITED);
             Ok(Admission { limits, scope })
         }
-        Decision::NotGranted => Err(ProxyError::Forbidden),
+    }
+}
+
+/// Without policies, a token serves the API that issued it (any version,
+/// as a Tyk session without access rights does) and those its own access
+/// rights name. With policies, they alone decide, so that an edited,
+/// inactive or deleted policy takes access away at once.
+fn granted_directly(session: &Session, access: &Access<'_>) -> Result<(), ProxyError> {
+    match session.own_access(access.api_id, access.version) {
+        Some(true) => Ok(()),
+        Some(false) => Err(ProxyError::VersionForbidden),
+        None if session.policies.is_empty() && session.api_id == access.api_id => Ok(()),
+        None => Err(ProxyError::Forbidden),
     }
 }
 

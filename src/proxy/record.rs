@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::auth::query_without;
 use crate::analytics::{AnalyticsRecord, Latency};
-use crate::api::{ApiDefinition, CredentialSource};
+use crate::api::{ApiDefinition, CredentialSource, LoadedApi};
 use crate::http::Peer;
 use crate::policy::PolicySet;
 use crate::session::Session;
@@ -24,6 +24,9 @@ pub(super) struct Seen {
     /// The session the credential stands for; its policies give tags.
     pub session: Option<Arc<Session>>,
     pub upstream: Option<Duration>,
+    /// The API that served the request when it was not the one matched:
+    /// a base API handed it to the API of its version.
+    pub served: Option<Arc<LoadedApi>>,
 }
 
 /// A record of the request, begun before the request moves on, without
@@ -81,7 +84,28 @@ pub(super) fn finish(
         upstream: seen.upstream.map_or(0, |d| d.as_millis() as i64),
     };
     record.tags = tags(api, seen, policies);
+    if seen.served.is_some() {
+        forget_credential(&mut record, &api.credential);
+    }
     record
+}
+
+/// Clears what `credential` names from a record begun under another API's
+/// credential source: a base API's, when the API of a version served the
+/// request and reads its credential elsewhere.
+fn forget_credential(record: &mut AnalyticsRecord, credential: &CredentialSource) {
+    let header = credential.header.as_deref().unwrap_or("");
+    for (name, value) in [
+        ("host", &mut record.host),
+        ("user-agent", &mut record.user_agent),
+    ] {
+        if header.eq_ignore_ascii_case(name) {
+            value.clear();
+        }
+    }
+    if let Some((path, query)) = record.raw_path.split_once('?') {
+        record.raw_path = path_and_query(path, Some(query), credential);
+    }
 }
 
 /// Tyk's tags, in Tyk's order: `pol-<id>` for each policy of the session
@@ -155,6 +179,23 @@ mod tests {
         };
         let request = Request::get("/x").header("user-agent", "SECRET").body(());
         assert_eq!(begin_with(&request.unwrap(), &source).user_agent, "");
+    }
+
+    #[test]
+    fn the_credential_of_the_api_serving_a_version_is_not_recorded() {
+        let request = Request::get("/orders/x?key=SECRET&b=2")
+            .header("user-agent", "SECRET")
+            .body(())
+            .unwrap();
+        let mut record = begin_with(&request, &source());
+        let child = CredentialSource {
+            header: Some("User-Agent".into()),
+            query: Some("key".into()),
+            cookie: None,
+        };
+        forget_credential(&mut record, &child);
+        assert_eq!(record.raw_path, "/orders/x?b=2");
+        assert!(!format!("{record:?}").contains("SECRET"), "{record:?}");
     }
 
     fn begin_with(request: &Request<()>, source: &CredentialSource) -> AnalyticsRecord {

@@ -71,6 +71,40 @@ pub fn keyless_api(api_id: &str, listen_path: &str, target: &str) -> Value {
     })
 }
 
+/// A Tyk Classic Auth Token API (`use_standard_auth`), its credential in
+/// `Authorization`.
+pub fn auth_token_api(api_id: &str, listen_path: &str, target: &str) -> Value {
+    json!({
+        "api_id": api_id,
+        "name": format!("api {api_id}"),
+        "org_id": "default",
+        "use_standard_auth": true,
+        "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true},
+        "auth_configs": {"authToken": {"auth_header_name": "Authorization"}},
+    })
+}
+
+/// A Tyk OAS Auth Token API: an `apiKey` scheme in the header `header`.
+pub fn oas_api_key_api(api_id: &str, listen_path: &str, target: &str, header: &str) -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": api_id, "version": "1.0.0"},
+        "paths": {},
+        "components": {"securitySchemes": {
+            "key": {"type": "apiKey", "in": "header", "name": header}
+        }},
+        "security": [{"key": []}],
+        "x-tyk-api-gateway": {
+            "info": {"id": api_id, "name": api_id, "orgId": "default", "state": {"active": true}},
+            "upstream": {"url": target},
+            "server": {
+                "listenPath": {"value": listen_path, "strip": true},
+                "authentication": {"enabled": true, "securitySchemes": {"key": {"enabled": true}}}
+            }
+        }
+    })
+}
+
 /// One policy granting `api_ids`.
 pub fn policy(api_ids: &[&str]) -> Value {
     let rights: serde_json::Map<String, Value> = api_ids
@@ -95,6 +129,31 @@ pub fn policies(entries: &[(&str, &[&str])]) -> Value {
 /// Hex SHA-256: how tollgate names a credential in Redis.
 pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// A Redis, an upstream and a gateway that the caller configures. Fields
+/// drop in order: gateway, upstream, Redis.
+pub struct Stack {
+    pub gw: TestGateway,
+    pub upstream: Upstream,
+    pub redis: TestRedis,
+}
+
+impl Stack {
+    /// `f` gets the builder and the upstream's URL.
+    pub async fn start(f: impl FnOnce(TestGatewayBuilder, &str) -> TestGatewayBuilder) -> Stack {
+        super::init_tracing();
+        let redis = TestRedis::start();
+        let upstream = Upstream::start().await;
+        let gw = f(TestGateway::builder(), &upstream.url())
+            .start(&redis)
+            .await;
+        Stack {
+            gw,
+            upstream,
+            redis,
+        }
+    }
 }
 
 /// A Redis, an upstream and a gateway serving API `999999` with policy
