@@ -22,6 +22,7 @@
 
 mod apis;
 mod clients;
+mod documents;
 mod keys;
 mod policies;
 mod respond;

@@ -15,7 +15,7 @@ mod pubsub;
 mod records;
 mod tokens;
 
-pub use catalog::{Catalog, ClientRecord, UserRecord};
+pub use catalog::{Catalog, ClientRecord, UserRecord, Write};
 pub use connection::{redact_url, ConnectError, Store, StoreConfig};
 pub use limits::{LimitOutcome, Limits};
 pub use pubsub::PubSubEvent;

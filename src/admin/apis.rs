@@ -3,6 +3,7 @@
 
 use http::{Method, Response, StatusCode};
 
+use super::documents::{self, reload};
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::api::{self, ApiSource, DefinitionFormat};
@@ -48,34 +49,34 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
     let parsed = api::parse_definition(&bytes, format)
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
     let id = parsed.definition.id.clone();
-
-    let snapshot = gateway.registry.snapshot();
-    let existing = snapshot.get(&id);
-    if existing.is_some_and(|api| matches!(api.source, ApiSource::File(_))) {
+    if path_id.as_ref().is_some_and(|path_id| *path_id != id) {
+        return Err(AdminError::bad_request(
+            "api_id in the body differs from the path",
+        ));
+    }
+    if is_file_api(gateway, &id) {
         return Err(read_only());
     }
-    let action = match &path_id {
-        Some(path_id) if *path_id != id => {
-            return Err(AdminError::bad_request(
-                "api_id in the body differs from the path",
-            ))
-        }
-        Some(_) if existing.is_none() => return Err(AdminError::not_found("API not found")),
-        Some(_) => "modified",
-        None if existing.is_some() => {
-            return Err(AdminError::new(StatusCode::CONFLICT, "API already exists"))
-        }
-        None => "added",
-    };
 
     let document =
         serde_json::to_vec(&parsed.raw).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    gateway
-        .store()
-        .put_document(Catalog::Apis, &id, &document)
-        .await?;
+    let action = documents::store(
+        gateway,
+        Catalog::Apis,
+        (&id, &document),
+        path_id.as_deref(),
+        "API",
+    )
+    .await?;
     reload(gateway, Event::ApisChanged).await?;
     Ok(respond::action(&id, action))
+}
+
+fn is_file_api(gateway: &crate::app::Gateway, id: &str) -> bool {
+    let snapshot = gateway.registry.snapshot();
+    snapshot
+        .get(id)
+        .is_some_and(|api| matches!(api.source, ApiSource::File(_)))
 }
 
 async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
@@ -89,20 +90,6 @@ async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError>
     gateway.store().delete_document(Catalog::Apis, id).await?;
     reload(gateway, Event::ApisChanged).await?;
     Ok(respond::action(id, "deleted"))
-}
-
-/// Reloads this node only.
-pub(super) async fn reload_here(gateway: &crate::app::Gateway) -> Result<(), AdminError> {
-    gateway.reload().await.map_err(|error| {
-        tracing::warn!(%error, "reload failed");
-        AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "reload failed")
-    })
-}
-
-/// Reloads this node at once and tells the others to.
-pub(super) async fn reload(gateway: &crate::app::Gateway, event: Event) -> Result<(), AdminError> {
-    gateway.oauth.cluster.publish(&event);
-    reload_here(gateway).await
 }
 
 /// Tyk OAS documents may be posted as YAML; everything else is JSON.

@@ -12,7 +12,7 @@ use crate::app::Gateway;
 use crate::http::Body;
 use crate::oauth::credentials;
 use crate::policy::valid_id;
-use crate::storage::{Catalog, ClientRecord};
+use crate::storage::{Catalog, ClientRecord, Write};
 
 /// The client object as Tyk's API accepts it.
 #[derive(Debug, Default, Deserialize)]
@@ -57,7 +57,7 @@ pub(super) async fn create(
         Err(_) => {
             // The API or policy may have been created through another node a
             // moment ago, before this node heard of it: look again.
-            super::apis::reload_here(gateway).await?;
+            super::documents::reload_here(gateway).await?;
             target_apis(gateway, api_id, &request)?
         }
     };
@@ -70,28 +70,14 @@ pub(super) async fn create(
             "client_id: use letters, digits, '.', '_' or '-'",
         ));
     }
-    for api_id in &api_ids {
-        if gateway
-            .store()
-            .client_app(api_id, &client_id)
-            .await?
-            .is_some()
-        {
-            return Err(AdminError::new(
-                StatusCode::CONFLICT,
-                "client_id already exists",
-            ));
-        }
-    }
-
     let secret = request
         .secret
         .clone()
         .unwrap_or_else(credentials::random_token);
     let salt = credentials::random_id();
-    let mut last = None;
-    for api_id in &api_ids {
-        let record = ClientRecord {
+    let records: Vec<ClientRecord> = api_ids
+        .iter()
+        .map(|api_id| ClientRecord {
             client_id: client_id.clone(),
             api_id: api_id.clone(),
             redirect_uris: redirect_uris(gateway, &request),
@@ -100,12 +86,52 @@ pub(super) async fn create(
             description: request.description.clone().unwrap_or_default(),
             secret_hash: credentials::secret_hash(&secret, &salt),
             secret_salt: salt.clone(),
-        };
-        gateway.store().put_client_app(&record).await?;
-        last = Some(record);
+        })
+        .collect();
+    store_new(gateway, &records).await?;
+    let record = records
+        .last()
+        .ok_or_else(|| AdminError::bad_request("API is not OAuth2"))?;
+    Ok(respond::ok(client_json(gateway, record, Some(&secret))))
+}
+
+/// Stores a new client in each of its APIs, or in none. Each write is a
+/// `SET NX` on the client's own key, so of concurrent creates of one id
+/// exactly one wins; a loser removes what it wrote before it lost.
+async fn store_new(gateway: &Gateway, records: &[ClientRecord]) -> Result<(), AdminError> {
+    for (done, record) in records.iter().enumerate() {
+        let written = gateway.store().put_client_app(record, Write::Create).await;
+        if !matches!(written, Ok(true)) {
+            undo_create(gateway, &records[..done]).await;
+        }
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AdminError::new(
+                    StatusCode::CONFLICT,
+                    "client_id already exists",
+                ))
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
-    let record = last.ok_or_else(|| AdminError::bad_request("API is not OAuth2"))?;
-    Ok(respond::ok(client_json(gateway, &record, Some(&secret))))
+    Ok(())
+}
+
+async fn undo_create(gateway: &Gateway, written: &[ClientRecord]) {
+    for record in written {
+        let kind = Catalog::Clients {
+            api_id: &record.api_id,
+        };
+        if let Err(error) = gateway
+            .store()
+            .delete_document(kind, &record.client_id)
+            .await
+        {
+            tracing::warn!(%error, api.id = %record.api_id, oauth.client_id = %record.client_id,
+                "client app left behind by a failed create");
+        }
+    }
 }
 
 /// The APIs a new client is registered in: the one named, or every OAuth
@@ -197,7 +223,7 @@ async fn update(
     if let Some(description) = request.description {
         client.description = description;
     }
-    gateway.store().put_client_app(&client).await?;
+    replace(gateway, &client).await?;
     if policy_changed {
         gateway.oauth.revoke_client_tokens(&client).await?;
     }
@@ -241,7 +267,7 @@ pub(super) async fn rotate(
     let secret = credentials::random_token();
     client.secret_salt = credentials::random_id();
     client.secret_hash = credentials::secret_hash(&secret, &client.secret_salt);
-    gateway.store().put_client_app(&client).await?;
+    replace(gateway, &client).await?;
     Ok(respond::ok(client_json(gateway, &client, Some(&secret))))
 }
 
@@ -306,6 +332,19 @@ pub(super) async fn existing(
         .client_app(api_id, client_id)
         .await?
         .ok_or_else(not_found)
+}
+
+/// Writes a changed client back, unless it was deleted meanwhile: a
+/// `SET XX`, so a concurrent delete is never undone.
+async fn replace(gateway: &Gateway, client: &ClientRecord) -> Result<(), AdminError> {
+    if gateway
+        .store()
+        .put_client_app(client, Write::Replace)
+        .await?
+    {
+        return Ok(());
+    }
+    Err(AdminError::not_found("OAuth Client ID not found"))
 }
 
 fn redirect_uris(gateway: &Gateway, request: &ClientRequest) -> Vec<String> {

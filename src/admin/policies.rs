@@ -3,9 +3,10 @@
 
 use http::{Method, Response};
 
-use super::apis::reload;
+use super::documents::{self, reload};
 use super::respond::{self, AdminError};
 use super::Call;
+use crate::app::Gateway;
 use crate::cluster::Event;
 use crate::http::Body;
 use crate::policy::Policy;
@@ -49,10 +50,25 @@ async fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
 async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     let bytes = respond::body(call).await?;
-    let policy = Policy::parse(&bytes, None)
-        .or_else(|_| Policy::parse(&bytes, path_id.as_deref()))
+    let (id, document) = submitted(gateway, &bytes, path_id.as_deref())?;
+    let kind = Catalog::Policies;
+    let stored = (id.as_str(), document.as_slice());
+    let action = documents::store(gateway, kind, stored, path_id.as_deref(), "Policy").await?;
+    reload(gateway, Event::PoliciesChanged).await?;
+    Ok(respond::action(&id, action))
+}
+
+/// The id and the document to store, the id filled in; refused when the
+/// policy is invalid or defined in `policy_path`.
+fn submitted(
+    gateway: &Gateway,
+    bytes: &[u8],
+    path_id: Option<&str>,
+) -> Result<(String, Vec<u8>), AdminError> {
+    let policy = Policy::parse(bytes, None)
+        .or_else(|_| Policy::parse(bytes, path_id))
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
-    if path_id.as_ref().is_some_and(|id| *id != policy.id) {
+    if path_id.is_some_and(|id| id != policy.id) {
         return Err(AdminError::bad_request(
             "id in the body differs from the path",
         ));
@@ -60,33 +76,12 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
     if gateway.file_policy_ids().contains(&policy.id) {
         return Err(read_only());
     }
-    let mut document: serde_json::Value = serde_json::from_slice(&bytes)
+    let mut document: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
     document["id"] = serde_json::Value::String(policy.id.clone());
-
-    let store = gateway.store();
-    let exists = store
-        .document(Catalog::Policies, &policy.id)
-        .await?
-        .is_some();
-    let action = match (&path_id, exists) {
-        (Some(_), false) => return Err(AdminError::not_found("Policy not found")),
-        (Some(_), true) => "modified",
-        (None, true) => {
-            return Err(AdminError::new(
-                http::StatusCode::CONFLICT,
-                "Policy already exists",
-            ))
-        }
-        (None, false) => "added",
-    };
     let bytes =
         serde_json::to_vec(&document).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    store
-        .put_document(Catalog::Policies, &policy.id, &bytes)
-        .await?;
-    reload(gateway, Event::PoliciesChanged).await?;
-    Ok(respond::action(&policy.id, action))
+    Ok((policy.id, bytes))
 }
 
 async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {

@@ -430,6 +430,34 @@ pub async fn send(request: RequestBuilder) -> Reply {
     Reply::from(request.send().await.expect("send a request")).await
 }
 
+/// Sends every request at once (lined up behind a barrier, each in its own
+/// task) and returns the replies, in no particular order.
+pub async fn race(requests: Vec<RequestBuilder>) -> Vec<Reply> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for request in requests {
+        let start = start.clone();
+        tasks.spawn(async move {
+            start.wait().await;
+            send(request).await
+        });
+    }
+    let mut replies = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        replies.push(reply.expect("a request task"));
+    }
+    replies
+}
+
+/// The statuses of `replies`, counted: `(status, how many)`, by status.
+pub fn status_counts(replies: &[Reply]) -> Vec<(u16, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for reply in replies {
+        *counts.entry(reply.status.as_u16()).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
+}
+
 /// Sets a `application/x-www-form-urlencoded` body.
 pub fn form(request: RequestBuilder, params: &[(&str, &str)]) -> RequestBuilder {
     request
