@@ -26,6 +26,7 @@ mod documents;
 mod keys;
 mod policies;
 mod respond;
+mod routes;
 mod tokens;
 
 use std::net::SocketAddr;

@@ -103,26 +103,29 @@ impl Store {
         self.timed(Operation::Document, get).await
     }
 
+    /// The ids of every document of a kind, unsorted.
+    pub async fn document_ids(&self, kind: Catalog<'_>) -> Result<Vec<String>, StorageError> {
+        let members = self.client().smembers(self.set_key(kind));
+        self.timed(Operation::Documents, members).await
+    }
+
     /// Every document of a kind, sorted by id.
     pub async fn documents(
         &self,
         kind: Catalog<'_>,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let client = self.client();
-        let op = Operation::Documents;
-        let members = client.smembers(self.set_key(kind));
-        let mut ids: Vec<String> = self.timed(op, members).await?;
+        let mut ids = self.document_ids(kind).await?;
         ids.sort();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
 
         // One GET per key in a pipeline: MGET would cross slots on a cluster.
-        let pipe = client.pipeline();
+        let pipe = self.client().pipeline();
         for id in &ids {
             pipe.get::<(), _>(self.document_key(kind, id)).await?;
         }
-        let replies: Vec<Value> = self.timed(op, pipe.all()).await?;
+        let replies: Vec<Value> = self.timed(Operation::Documents, pipe.all()).await?;
         let documents = ids
             .into_iter()
             .zip(replies)
