@@ -21,6 +21,7 @@
 //! | `GET /tyk/reload`, `GET /tyk/reload/group` | reload this node, every node |
 
 mod apis;
+mod client_request;
 mod clients;
 mod documents;
 mod keys;

@@ -17,6 +17,7 @@ mod endpoint;
 mod error;
 mod grants;
 mod issue;
+mod redirect_uri;
 mod revoke;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use http::StatusCode;
 pub use authorize::{authorize_client, AuthorizeClientError};
 pub use endpoint::Endpoint;
 pub use error::{ErrorCode, OAuthError};
+pub use redirect_uri::check_redirect_uri;
 
 use crate::cluster::{Cluster, Event};
 use crate::metrics::Metrics;

@@ -435,7 +435,7 @@ async fn plain_keys_work_on_auth_token_apis_only() {
 
 #[tokio::test]
 async fn a_deleted_key_stops_on_every_node() {
-    let fx = start(policy_doc(&["inventory"], None)).await;
+    let fx = start(policy_doc(&["orders", "inventory"], None)).await;
     let prefix = fx.gw.prefix.clone();
     let node_b = apis(TestGateway::builder(), &fx.upstream.url())
         .configure(move |c| c.redis.key_prefix = prefix)
@@ -467,7 +467,7 @@ async fn a_deleted_key_stops_on_every_node() {
 
 #[tokio::test]
 async fn plain_keys_expire() {
-    let fx = start(policy_doc(&["inventory"], None)).await;
+    let fx = start(policy_doc(&["orders", "inventory"], None)).await;
     let gw = &fx.gw;
     let past = send(gw.admin(Method::POST, "/tyk/keys").json(&json!({
         "org_id": "default", "apply_policies": [POLICY], "expires": unix_now() - 10,

@@ -2,30 +2,16 @@
 //! Secrets are shown when created or rotated, never again.
 
 use http::{Method, Response, StatusCode};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::client_request::ClientRequest;
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::api::ApiDefinition;
 use crate::app::Gateway;
 use crate::http::Body;
 use crate::oauth::credentials;
-use crate::policy::valid_id;
 use crate::storage::{Catalog, ClientRecord, Write};
-
-/// The client object as Tyk's API accepts it.
-#[derive(Debug, Default, Deserialize)]
-struct ClientRequest {
-    client_id: Option<String>,
-    secret: Option<String>,
-    redirect_uri: Option<String>,
-    redirect_uris: Option<Vec<String>>,
-    api_id: Option<String>,
-    policy_id: Option<String>,
-    meta_data: Option<serde_json::Map<String, Value>>,
-    description: Option<String>,
-}
 
 pub(super) async fn route(
     call: Call<'_>,
@@ -61,26 +47,17 @@ pub(super) async fn create(
             target_apis(gateway, api_id, &request)?
         }
     };
-    let client_id = request
-        .client_id
-        .clone()
-        .unwrap_or_else(credentials::random_id);
-    if !valid_id(&client_id) {
-        return Err(AdminError::bad_request(
-            "client_id: use letters, digits, '.', '_' or '-'",
-        ));
-    }
-    let secret = request
-        .secret
-        .clone()
-        .unwrap_or_else(credentials::random_token);
+    let client_id = request.new_client_id()?;
+    let secret = request.new_secret()?;
+    let separator = &gateway.oauth.settings.redirect_uri_separator;
+    let redirect_uris = request.redirect_uris(separator)?.unwrap_or_default();
     let salt = credentials::random_id();
     let records: Vec<ClientRecord> = api_ids
         .iter()
         .map(|api_id| ClientRecord {
             client_id: client_id.clone(),
             api_id: api_id.clone(),
-            redirect_uris: redirect_uris(gateway, &request),
+            redirect_uris: redirect_uris.clone(),
             policy_id: request.policy_id.clone(),
             meta_data: request.meta_data.clone().unwrap_or_default(),
             description: request.description.clone().unwrap_or_default(),
@@ -155,6 +132,11 @@ fn target_apis(
         if !api.definition.is_oauth() {
             return Err(AdminError::bad_request("API is not OAuth2"));
         }
+        // As on update: a policy that does not grant the API would leave
+        // the client's tokens without access to it.
+        if let Some(policy_id) = &request.policy_id {
+            check_policy_grants(gateway, policy_id, &api_id)?;
+        }
         return Ok(vec![api_id]);
     }
     let Some(policy) = request.policy_id.as_deref().and_then(|id| policies.get(id)) else {
@@ -211,8 +193,8 @@ async fn update(
     }
 
     let policy_changed = request.policy_id.is_some() && client.policy_id != policy_id;
-    if request.redirect_uri.is_some() || request.redirect_uris.is_some() {
-        client.redirect_uris = redirect_uris(gateway, &request);
+    if let Some(uris) = request.redirect_uris(&gateway.oauth.settings.redirect_uri_separator)? {
+        client.redirect_uris = uris;
     }
     if request.policy_id.is_some() {
         client.policy_id = policy_id;
@@ -345,25 +327,6 @@ async fn replace(gateway: &Gateway, client: &ClientRecord) -> Result<(), AdminEr
         return Ok(());
     }
     Err(AdminError::not_found("OAuth Client ID not found"))
-}
-
-fn redirect_uris(gateway: &Gateway, request: &ClientRequest) -> Vec<String> {
-    if let Some(list) = &request.redirect_uris {
-        return list.clone();
-    }
-    let separator = &gateway.oauth.settings.redirect_uri_separator;
-    let Some(joined) = request.redirect_uri.as_deref().filter(|u| !u.is_empty()) else {
-        return Vec::new();
-    };
-    if separator.is_empty() {
-        return vec![joined.to_string()];
-    }
-    joined
-        .split(separator.as_str())
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 fn client_json(gateway: &Gateway, client: &ClientRecord, secret: Option<&str>) -> Value {

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::credentials::{self, token_hash};
 use super::grants::client_session;
+use super::redirect_uri::check_redirect_uri;
 use super::{ErrorCode, OAuthError, OAuthServer};
 use crate::api::{ApiDefinition, GrantType, OAuthSettings, ResponseType};
 use crate::http::{self as web, Body, Params};
@@ -124,6 +125,13 @@ impl OAuthServer {
             .ok_or_else(|| shown(OAuthError::invalid_request("client_id is unknown")))?;
         let (redirect_uri, given) =
             resolve_redirect_uri(&client, params.get("redirect_uri")).map_err(shown)?;
+        // Registered before such URIs were refused, a `javascript:` URI or
+        // the like must still never be redirected to.
+        check_redirect_uri(&redirect_uri).map_err(|reason| {
+            shown(OAuthError::invalid_request(format!(
+                "the client's registered redirect_uri cannot be used: {reason}"
+            )))
+        })?;
 
         let state = params.get("state");
         let failed = |error: OAuthError| redirect_error(&redirect_uri, &error, state);
