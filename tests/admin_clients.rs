@@ -1122,3 +1122,55 @@ async fn clients_stored_unchecked_are_never_redirected_to_nor_used_without_a_sec
         .await;
     basic.assert_oauth_error(401, "invalid_client");
 }
+
+#[tokio::test]
+async fn client_routes_say_which_api_is_missing() {
+    let fx =
+        Fixture::start_with(|b, up| b.api_json("open", keyless_api("open", "/open/", &up.url())))
+            .await;
+    for path in [
+        "/tyk/oauth/clients/nope".to_owned(),
+        client_path("nope", CLIENT_ID),
+        format!("{}/tokens", client_path("nope", CLIENT_ID)),
+    ] {
+        let reply = send(fx.gw.admin(Method::GET, &path)).await;
+        assert_admin_error(&reply, 404);
+        assert_eq!(reply.json["message"], "API not found", "{path}");
+    }
+    let not_oauth = get_client(&fx, "open", CLIENT_ID).await;
+    assert_admin_error(&not_oauth, 404);
+    assert!(not_oauth.text.contains("not OAuth2"), "{not_oauth:?}");
+    let no_client = get_client(&fx, API_ID, "nobody").await;
+    assert_eq!(no_client.json["message"], "OAuth Client ID not found");
+}
+
+#[tokio::test]
+async fn form_only_routes_refuse_json_bodies_by_name() {
+    let fx = Fixture::start().await;
+    let token = fx.cc_token().await;
+    let json_body = json!({"token": token, "client_id": CLIENT_ID});
+    let form_only = [
+        "/tyk/oauth/revoke",
+        "/tyk/oauth/revoke_all",
+        "/tyk/oauth/authorize-client",
+    ];
+    for path in form_only {
+        let declared = send(fx.gw.admin(Method::POST, path).json(&json_body)).await;
+        let undeclared = send(fx.gw.admin(Method::POST, path).body(json_body.to_string())).await;
+        for reply in [declared, undeclared] {
+            assert_admin_error(&reply, 415);
+            assert!(
+                reply.text.contains("x-www-form-urlencoded"),
+                "{path}: {reply:?}"
+            );
+        }
+    }
+    let data_plane = fx
+        .gw
+        .data(Method::POST, "/APIID/tyk/oauth/authorize-client")
+        .header("X-Tyk-Authorization", ADMIN_SECRET)
+        .json(&json_body);
+    assert_admin_error(&send(data_plane).await, 415);
+    // Nothing was revoked.
+    assert_eq!(fx.gw.call("/APIID/x", &token).await.status, 200);
+}

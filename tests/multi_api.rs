@@ -292,6 +292,8 @@ async fn allowed_urls_limit_paths_and_methods() {
         assert_eq!(forwarded, usize::from(status == 200), "{method} {path}");
         if status == 403 {
             assert_forbidden(&reply);
+            let error = reply.json["error"].as_str().unwrap_or("");
+            assert!(error.contains("method on this path"), "{reply:?}");
         }
     }
 
@@ -403,7 +405,9 @@ async fn plain_keys_work_on_auth_token_apis_only() {
     assert_eq!(legacy.status, 200, "{legacy:?}");
     // The policy grants the OAuth API too, but an OAuth API takes only
     // tokens of its authorization server.
-    assert_forbidden(&gw.call("/orders/x", &key).await);
+    let on_oauth = gw.call("/orders/x", &key).await;
+    assert_forbidden(&on_oauth);
+    assert!(on_oauth.text.contains("not keys"), "{on_oauth:?}");
     assert_forbidden(&gw.call("/billing/x", &key).await);
 
     // A key granted by access_rights alone.

@@ -298,7 +298,7 @@ fn oauth_api(gateway: &Gateway, api_id: &str) -> Result<Option<ApiDefinition>, A
     let snapshot = gateway.registry.snapshot();
     let api = snapshot
         .get(api_id)
-        .ok_or_else(|| AdminError::not_found("OAuth client not found"))?;
+        .ok_or_else(|| AdminError::not_found("API not found"))?;
     Ok(api.definition.is_oauth().then(|| api.definition.clone()))
 }
 
@@ -307,13 +307,13 @@ pub(super) async fn existing(
     api_id: &str,
     client_id: &str,
 ) -> Result<ClientRecord, AdminError> {
-    let not_found = || AdminError::not_found("OAuth Client ID not found");
-    oauth_api(gateway, api_id)?.ok_or_else(not_found)?;
+    let not_oauth = || AdminError::not_found("API is not OAuth2, so it has no client apps");
+    oauth_api(gateway, api_id)?.ok_or_else(not_oauth)?;
     gateway
         .store()
         .client_app(api_id, client_id)
         .await?
-        .ok_or_else(not_found)
+        .ok_or_else(|| AdminError::not_found("OAuth Client ID not found"))
 }
 
 /// Writes a changed client back, unless it was deleted meanwhile: a

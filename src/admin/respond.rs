@@ -112,12 +112,45 @@ pub(crate) async fn form(call: Call<'_>) -> Result<Params, AdminError> {
     let query = call.query.clone().unwrap_or_default();
     let mut params =
         web::parse_params(query.as_bytes()).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let headers = call.request.headers().clone();
     let bytes = body(call).await?;
-    let form = web::parse_params(&bytes).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let form = form_params(&headers, &bytes)?;
     params
         .merge(form)
         .map_err(|e| AdminError::bad_request(e.to_string()))?;
     Ok(params)
+}
+
+/// Decodes a form body. Another body is refused with 415: read as a form,
+/// a JSON body would only lose its fields and be answered "token is
+/// required". Without a `Content-Type`, a body that opens like JSON is
+/// taken for JSON.
+pub(crate) fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, AdminError> {
+    let media_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let declared_other = media_type
+        .as_deref()
+        .is_some_and(|m| m != "application/x-www-form-urlencoded");
+    let opens_like_json = media_type.is_none()
+        && body
+            .trim_ascii_start()
+            .first()
+            .is_some_and(|b| b"{[".contains(b));
+    if !body.is_empty() && (declared_other || opens_like_json) {
+        return Err(AdminError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be a form (Content-Type: application/x-www-form-urlencoded)",
+        ));
+    }
+    web::parse_params(body).map_err(|e| AdminError::bad_request(e.to_string()))
 }
 
 /// `GET /hello`: 200 while Redis answers and the node is not draining,

@@ -41,13 +41,14 @@ pub async fn authorize_client_for(
         return AdminError::forbidden().into_response();
     }
     let limit = gateway.config.proxy.max_body_bytes;
-    let params = match web::read_body(request.into_body(), limit).await {
-        Ok(bytes) => web::parse_params(&bytes),
+    let (parts, body) = request.into_parts();
+    let params = match web::read_body(body, limit).await {
+        Ok(bytes) => respond::form_params(&parts.headers, &bytes),
         Err(error) => return AdminError::bad_request(error.to_string()).into_response(),
     };
     match params {
         Ok(params) => mint(gateway, api, &params).await,
-        Err(error) => AdminError::bad_request(error.to_string()).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 

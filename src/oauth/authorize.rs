@@ -25,6 +25,14 @@ struct Checked {
     response_type: ResponseType,
 }
 
+/// Why an authorization request was refused, and where the answer goes.
+enum Refusal {
+    /// About the client or its redirect URI: shown, never redirected.
+    Shown(OAuthError),
+    /// Anything later: back to the validated redirect URI.
+    Redirected { uri: String, error: OAuthError },
+}
+
 /// Why authorize-client refused; answered as JSON with this status.
 #[derive(Debug)]
 pub struct AuthorizeClientError {
@@ -73,14 +81,14 @@ impl OAuthServer {
         let raw_query = request.uri().query().unwrap_or("").to_string();
         let params = self.authorize_params(request).await.map_err(shown)?;
 
-        let checked = self.check(api, oauth, &params).await?;
+        let state = params.get("state");
+        let checked = self
+            .check(api, oauth, &params)
+            .await
+            .map_err(|refusal| refusal.into_response(state))?;
         let Some(login) = oauth.auth_login_redirect.as_deref() else {
             let error = OAuthError::new(ErrorCode::ServerError, "no login page is configured");
-            return Err(redirect_error(
-                &checked.redirect_uri,
-                &error,
-                params.get("state"),
-            ));
+            return Err(redirect_error(&checked.redirect_uri, &error, state));
         };
         let location = if method == Method::GET && !raw_query.is_empty() {
             let joiner = if login.contains('?') { '&' } else { '?' };
@@ -112,8 +120,8 @@ impl OAuthServer {
         api: &ApiDefinition,
         oauth: &OAuthSettings,
         params: &Params,
-    ) -> Result<Checked, Response<Body>> {
-        let shown = |error: OAuthError| error.into_response(None);
+    ) -> Result<Checked, Refusal> {
+        let shown = Refusal::Shown;
         let Some(client_id) = params.get("client_id") else {
             return Err(shown(OAuthError::invalid_request("client_id is missing")));
         };
@@ -133,8 +141,10 @@ impl OAuthServer {
             )))
         })?;
 
-        let state = params.get("state");
-        let failed = |error: OAuthError| redirect_error(&redirect_uri, &error, state);
+        let failed = |error| Refusal::Redirected {
+            uri: redirect_uri.clone(),
+            error,
+        };
         let response_type = response_type(oauth, params).map_err(failed)?;
         check_challenge(params).map_err(failed)?;
         Ok(Checked {
@@ -146,6 +156,23 @@ impl OAuthServer {
     }
 }
 
+// === impl Refusal ===
+
+impl Refusal {
+    fn into_response(self, state: Option<&str>) -> Response<Body> {
+        match self {
+            Self::Shown(error) => error.into_response(None),
+            Self::Redirected { uri, error } => redirect_error(&uri, &error, state),
+        }
+    }
+
+    fn into_error(self) -> OAuthError {
+        match self {
+            Self::Shown(error) | Self::Redirected { error, .. } => error,
+        }
+    }
+}
+
 /// `POST /tyk/oauth/authorize-client` and its aliases: the identity server,
 /// holding the admin secret, asks for a code (or, for `response_type=token`,
 /// an access token) for a user who has approved the client.
@@ -154,26 +181,30 @@ pub async fn authorize_client(
     api: &ApiDefinition,
     params: &Params,
 ) -> Result<serde_json::Value, AuthorizeClientError> {
-    let refused = |status: StatusCode, error: OAuthError| AuthorizeClientError {
-        status,
-        body: json!({"error": error.code.as_str(), "error_description": error.description}),
-    };
-    let bad = |error| refused(StatusCode::BAD_REQUEST, error);
     let oauth = api
         .oauth()
-        .ok_or_else(|| bad(OAuthError::invalid_request("this API has no OAuth server")))?;
-    let checked = server.check(api, oauth, params).await.map_err(|_| {
-        bad(OAuthError::invalid_request(
-            "client_id, redirect_uri or response_type is invalid",
-        ))
-    })?;
-    let session = session_for(api, &checked.client, params).map_err(bad)?;
-
-    let result = match checked.response_type {
+        .ok_or_else(|| OAuthError::invalid_request("this API has no OAuth server"))?;
+    // The identity server gets the real reason as JSON, whatever it is:
+    // it is the one to fix its call, and nothing is redirected here.
+    let checked = server
+        .check(api, oauth, params)
+        .await
+        .map_err(Refusal::into_error)?;
+    let session = session_for(api, &checked.client, params)?;
+    let issued = match checked.response_type {
         ResponseType::Code => mint_code(server, api, &checked, session, params).await,
         ResponseType::Token => implicit_token(server, &checked, session, params).await,
     };
-    result.map_err(|error| refused(error.code.status(), error))
+    Ok(issued?)
+}
+
+impl From<OAuthError> for AuthorizeClientError {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            status: error.status.unwrap_or(error.code.status()),
+            body: json!({"error": error.code.as_str(), "error_description": error.description}),
+        }
+    }
 }
 
 async fn mint_code(

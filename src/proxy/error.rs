@@ -19,8 +19,14 @@ pub enum ProxyError {
     MalformedCredential,
     #[error("token is unknown, expired or revoked")]
     InvalidToken,
-    #[error("session has no access to this api")]
+    #[error("token has no access to this api")]
     Forbidden,
+    /// A policy grants the API, but not this method on this path.
+    #[error("the token's policy does not allow this method on this path")]
+    PathNotAllowed,
+    /// Plain keys identify no OAuth client.
+    #[error("this api takes access tokens from its OAuth server only, not keys")]
+    KeyOnOAuthApi,
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded")]
@@ -44,7 +50,7 @@ impl ProxyError {
             Self::DotSegments => StatusCode::BAD_REQUEST,
             Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::MalformedCredential => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::PathNotAllowed | Self::KeyOnOAuthApi => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable(_) | Self::BadUpstreamUrl => StatusCode::BAD_GATEWAY,
