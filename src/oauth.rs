@@ -19,6 +19,7 @@ mod grants;
 mod issue;
 mod redirect_uri;
 mod revoke;
+mod scope;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! document and ignored.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,6 +83,15 @@ pub struct RateSpec {
     pub quota_renewal_rate: i64,
 }
 
+/// The most requests a rate may allow per period; more is a typo.
+const MAX_RATE: f64 = 1e12;
+
+/// The longest period of a rate or quota: ten years, in seconds.
+const MAX_PERIOD_SECS: i64 = 315_360_000;
+
+/// The period of a rate, in seconds: a millisecond to ten years.
+const PER_SECS: RangeInclusive<f64> = 0.001..=MAX_PERIOD_SECS as f64;
+
 /// The outcome of applying a session's policies to one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Decision {
@@ -133,6 +143,18 @@ impl Policy {
             ));
         }
         Ok(policy)
+    }
+
+    /// Refuses limits the limiter cannot apply, naming the field: the
+    /// policy's own and each access right's.
+    pub fn check_limits(&self) -> Result<(), PolicyError> {
+        self.limits.check("")?;
+        for (api_id, right) in &self.access_rights {
+            if let Some(limit) = &right.limit {
+                limit.check(&format!("access_rights.{api_id}.limit."))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn grants(&self, api_id: &str) -> bool {
@@ -210,6 +232,51 @@ impl RateSpec {
 
     pub fn is_set(&self) -> bool {
         self.has_rate() || self.has_quota()
+    }
+
+    /// Refuses values that are no rate or quota at all, naming the field
+    /// (after `at`, such as `access_rights.a.limit.`). Tyk's values for
+    /// "none" stay valid: `rate` and `per` 0 or -1, `quota_max` -1.
+    pub fn check(&self, at: &str) -> Result<(), PolicyError> {
+        let invalid =
+            |field: &str, reason: &str| PolicyError::Invalid(format!("{at}{field}: {reason}"));
+        let none = |value: f64| value == 0.0 || value == -1.0;
+        if !(none(self.rate) || (self.rate > 0.0 && self.rate <= MAX_RATE)) {
+            return Err(invalid(
+                "rate",
+                "must be a number of requests, at most 1e12, or 0 or -1 for no rate limit",
+            ));
+        }
+        let period_ok = PER_SECS.contains(&self.per);
+        if !(period_ok || (self.rate <= 0.0 && none(self.per))) {
+            return Err(invalid(
+                "per",
+                "must be 0.001 to 315360000 seconds when rate is set, else 0 or -1",
+            ));
+        }
+        self.check_quota(invalid)
+    }
+
+    fn check_quota(&self, invalid: impl Fn(&str, &str) -> PolicyError) -> Result<(), PolicyError> {
+        let renewal = self.quota_renewal_rate;
+        match self.quota_max {
+            // No quota; Tyk itself sets the renewal rate to 0 then.
+            -1 if renewal >= -1 => Ok(()),
+            -1 => Err(invalid("quota_renewal_rate", "must be -1 or more")),
+            max if max > 0 && (1..=MAX_PERIOD_SECS).contains(&renewal) => Ok(()),
+            max if max > 0 => Err(invalid(
+                "quota_renewal_rate",
+                "must be 1 to 315360000 seconds when quota_max is set",
+            )),
+            0 => Err(invalid(
+                "quota_max",
+                "0 would allow no request here but means no quota in Tyk; use -1 for no quota",
+            )),
+            _ => Err(invalid(
+                "quota_max",
+                "must be a positive number of requests, or -1 for no quota",
+            )),
+        }
     }
 }
 
@@ -408,6 +475,34 @@ mod tests {
         assert!(!per_api);
         assert_eq!(limits.rate, 100.0);
         assert!(!limits.has_quota());
+    }
+
+    #[test]
+    fn limits_that_are_no_rate_or_quota_are_refused_naming_the_field() {
+        let spec = |rate, per, quota_max, quota_renewal_rate| RateSpec {
+            rate,
+            per,
+            quota_max,
+            quota_renewal_rate,
+        };
+        let named = |spec: RateSpec| spec.check("x.").unwrap_err().to_string();
+        assert!(named(spec(-5.0, 0.0, -1, 0)).contains("x.rate"));
+        assert!(named(spec(1e308, 1e-308, -1, 0)).contains("x.rate"));
+        assert!(named(spec(5.0, 1e-308, -1, 0)).contains("x.per"));
+        assert!(named(spec(5.0, 0.0, -1, 0)).contains("x.per"));
+        assert!(named(spec(0.0, 0.0, 0, 0)).contains("x.quota_max"));
+        assert!(named(spec(0.0, 0.0, 10, 0)).contains("x.quota_renewal_rate"));
+        assert!(named(spec(0.0, 0.0, -7, 0)).contains("x.quota_max"));
+        // Tyk's "none" values and real limits pass.
+        for ok in [
+            spec(0.0, 0.0, -1, 0),
+            spec(-1.0, -1.0, -1, -1),
+            spec(-1.0, -1.0, -1, 60),
+            spec(1e9, 1.0, 1_000_000_000_000, 86400),
+            spec(3.0, 60.0, 2, 3600),
+        ] {
+            assert!(ok.check("").is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

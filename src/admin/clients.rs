@@ -261,15 +261,7 @@ pub(super) async fn tokens(
 ) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     existing(gateway, api_id, client_id).await?;
-    let page_param = call.query.as_deref().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "page")
-            .map(|(_, v)| v.into_owned())
-    });
-    let page = page_param.as_deref().map(|p| {
-        let page = p.parse::<i64>().unwrap_or(1);
-        usize::try_from(page).unwrap_or(1).max(1)
-    });
+    let page = page(call.query.as_deref())?;
     let listed = gateway
         .store()
         .client_tokens(api_id, client_id, page)
@@ -291,6 +283,24 @@ pub(super) async fn tokens(
         },
         "Tokens": tokens,
     })))
+}
+
+/// The `page` of a token list: `None` without one, page 1 for zero or
+/// less (as in Tyk). Anything but a whole number is refused rather than
+/// read as page 1.
+fn page(query: Option<&str>) -> Result<Option<usize>, AdminError> {
+    let Some(value) = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "page")
+            .map(|(_, v)| v.into_owned())
+    }) else {
+        return Ok(None);
+    };
+    let page: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| AdminError::bad_request(format!("page: {value:?} is not a whole number")))?;
+    Ok(Some(usize::try_from(page).unwrap_or(1).max(1)))
 }
 
 /// The API if it exists and is OAuth; `Ok(None)` for a non-OAuth API.

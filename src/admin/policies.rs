@@ -67,6 +67,7 @@ fn submitted(
 ) -> Result<(String, Vec<u8>), AdminError> {
     let policy = Policy::parse(bytes, None)
         .or_else(|_| Policy::parse(bytes, path_id))
+        .and_then(|policy| policy.check_limits().map(|()| policy))
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
     if path_id.is_some_and(|id| id != policy.id) {
         return Err(AdminError::bad_request(

@@ -53,7 +53,8 @@ pub async fn authorize_client_for(
 }
 
 async fn mint(gateway: &Gateway, api: &ApiDefinition, params: &Params) -> Response<Body> {
-    match oauth::authorize_client(&gateway.oauth, api, params).await {
+    let policies = gateway.policies.current();
+    match oauth::authorize_client(&gateway.oauth, api, params, &policies).await {
         Ok(body) => respond::ok(body),
         Err(error) => web::json(error.status, &error.body),
     }

@@ -12,9 +12,11 @@ use serde_json::json;
 use super::credentials::{self, token_hash};
 use super::grants::client_session;
 use super::redirect_uri::check_redirect_uri;
+use super::scope::check_scope;
 use super::{ErrorCode, OAuthError, OAuthServer};
 use crate::api::{ApiDefinition, GrantType, OAuthSettings, ResponseType};
 use crate::http::{self as web, Body, Params};
+use crate::policy::PolicySet;
 use crate::storage::{owner, ClientRecord, CodeRecord};
 
 /// A checked authorization request.
@@ -114,7 +116,8 @@ impl OAuthServer {
         Ok(params)
     }
 
-    /// Checks client, redirect URI and response type, in that order.
+    /// Checks client, redirect URI, response type, PKCE and scope, in that
+    /// order.
     async fn check(
         &self,
         api: &ApiDefinition,
@@ -147,6 +150,9 @@ impl OAuthServer {
         };
         let response_type = response_type(oauth, params).map_err(failed)?;
         check_challenge(params).map_err(failed)?;
+        if let Some(scope) = params.get("scope") {
+            check_scope(scope).map_err(failed)?;
+        }
         Ok(Checked {
             client,
             redirect_uri,
@@ -180,6 +186,7 @@ pub async fn authorize_client(
     server: &OAuthServer,
     api: &ApiDefinition,
     params: &Params,
+    policies: &PolicySet,
 ) -> Result<serde_json::Value, AuthorizeClientError> {
     let oauth = api
         .oauth()
@@ -190,7 +197,7 @@ pub async fn authorize_client(
         .check(api, oauth, params)
         .await
         .map_err(Refusal::into_error)?;
-    let session = session_for(api, &checked.client, params)?;
+    let session = session_for(api, &checked.client, params, policies)?;
     let issued = match checked.response_type {
         ResponseType::Code => mint_code(server, api, &checked, session, params).await,
         ResponseType::Token => implicit_token(server, &checked, session, params).await,
@@ -266,6 +273,7 @@ fn session_for(
     api: &ApiDefinition,
     client: &ClientRecord,
     params: &Params,
+    policies: &PolicySet,
 ) -> Result<crate::session::Session, OAuthError> {
     let grant = GrantType::AuthorizationCode;
     let mut session = client_session(api, client, grant, params);
@@ -274,6 +282,16 @@ fn session_for(
     };
     let rules: KeyRules = serde_json::from_str(rules)
         .map_err(|_| OAuthError::invalid_request("key_rules is not a JSON session object"))?;
+    // A token naming a policy that does not exist would grant nothing.
+    if let Some(unknown) = rules
+        .apply_policies
+        .iter()
+        .find(|id| policies.get(id).is_none())
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "key_rules.apply_policies: policy {unknown} doesn't exist"
+        )));
+    }
     if !rules.apply_policies.is_empty() {
         session.policies = rules.apply_policies;
     }

@@ -253,15 +253,15 @@ impl TestGateway {
         .await
     }
 
-    /// Mints an authorization code for `client_id` with `redirect_uri`,
-    /// plus `extra` parameters; asserts 200 and returns the code.
-    pub async fn code(
+    /// Asks authorize-client for a code for `client_id` with
+    /// `redirect_uri`, plus `extra` parameters; returns the reply.
+    pub async fn try_code(
         &self,
         api_id: &str,
         client_id: &str,
         redirect_uri: &str,
         extra: &[(&str, &str)],
-    ) -> String {
+    ) -> Reply {
         let mut params = vec![
             ("response_type", "code"),
             ("client_id", client_id),
@@ -269,7 +269,18 @@ impl TestGateway {
             ("api_id", api_id),
         ];
         params.extend_from_slice(extra);
-        let reply = self.authorize_client(&params).await;
+        self.authorize_client(&params).await
+    }
+
+    /// [`TestGateway::try_code`], asserting 200; returns the code.
+    pub async fn code(
+        &self,
+        api_id: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let reply = self.try_code(api_id, client_id, redirect_uri, extra).await;
         assert_eq!(reply.status, 200, "authorize-client: {reply:?}");
         reply.str("code").to_owned()
     }
