@@ -5,7 +5,7 @@ mod form;
 mod server;
 
 pub use form::{parse_params, Params, ParamsError};
-pub use server::{serve, Handler};
+pub use server::{serve, Handler, MAX_HEADER_BYTES};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};

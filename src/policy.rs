@@ -37,6 +37,9 @@ pub struct Policy {
     pub tags: Vec<String>,
     #[serde(default)]
     pub meta_data: serde_json::Map<String, serde_json::Value>,
+    /// The document as submitted, with its id: what the admin API shows.
+    #[serde(skip)]
+    pub document: serde_json::Value,
 }
 
 /// Access to one API.
@@ -130,8 +133,9 @@ pub enum PolicyError {
 impl Policy {
     /// Parses one policy document; `id` fills a missing id field.
     pub fn parse(document: &[u8], id: Option<&str>) -> Result<Self, PolicyError> {
-        let mut policy: Policy =
-            serde_json::from_slice(document).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let invalid = |e: serde_json::Error| PolicyError::Invalid(e.to_string());
+        let mut document: serde_json::Value = serde_json::from_slice(document).map_err(invalid)?;
+        let mut policy: Policy = serde_json::from_value(document.clone()).map_err(invalid)?;
         if let Some(id) = id {
             policy.id = id.to_string();
         } else if policy.id.is_empty() {
@@ -142,6 +146,10 @@ impl Policy {
                 "id: must be non-empty and made of letters, digits, '.', '_' or '-'".into(),
             ));
         }
+        if let Some(fields) = document.as_object_mut() {
+            fields.insert("id".into(), policy.id.clone().into());
+        }
+        policy.document = document;
         Ok(policy)
     }
 
@@ -298,6 +306,11 @@ impl PolicySet {
 
     pub fn file_ids(&self) -> &HashSet<String> {
         &self.file_ids
+    }
+
+    /// The policies defined in `policy_path`.
+    pub fn file_policies(&self) -> impl Iterator<Item = &Policy> {
+        self.file_ids.iter().filter_map(|id| self.policies.get(id))
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {

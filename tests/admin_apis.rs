@@ -347,3 +347,45 @@ async fn an_api_stored_but_not_served_can_be_read_and_deleted() {
     );
     assert_still_serving(&fx).await;
 }
+
+#[tokio::test]
+async fn a_route_answers_a_method_it_does_not_take_with_405_and_allow() {
+    let fx = Fixture::start().await;
+    let client = format!(
+        "/tyk/oauth/clients/{API_ID}/{}",
+        support::fixtures::CLIENT_ID
+    );
+    let cases = [
+        (Method::PATCH, "/tyk/apis/x".to_owned(), "GET, PUT, DELETE"),
+        (Method::DELETE, "/tyk/apis".to_owned(), "GET, POST"),
+        (Method::POST, "/tyk/reload".to_owned(), "GET"),
+        (Method::GET, "/tyk/oauth/revoke".to_owned(), "POST"),
+        (Method::GET, format!("{client}/rotate"), "PUT"),
+        (Method::POST, format!("{client}/tokens"), "GET"),
+        (Method::PATCH, client.clone(), "GET, PUT, DELETE"),
+    ];
+    for (method, path, allow) in cases {
+        let reply = send(fx.gw.admin(method.clone(), &path)).await;
+        assert_admin_error(&reply, 405);
+        assert_eq!(
+            reply.header("allow"),
+            Some(allow),
+            "{method} {path}: {reply:?}"
+        );
+    }
+    // Health and metrics: GET and HEAD only, with or without the secret.
+    for path in ["/hello", "/live", "/metrics"] {
+        for method in [Method::POST, Method::DELETE, Method::PUT] {
+            let reply = send(fx.gw.http.request(method.clone(), fx.gw.control_url(path))).await;
+            assert_eq!(reply.status, 405, "{method} {path}: {reply:?}");
+            assert_eq!(reply.header("allow"), Some("GET, HEAD"), "{path}");
+        }
+        let head = send(fx.gw.http.head(fx.gw.control_url(path))).await;
+        assert_eq!(head.status, 200, "HEAD {path}: {head:?}");
+        assert!(head.text.is_empty(), "HEAD {path} has no body");
+    }
+    // Unknown routes stay 404, and nothing answers without the secret.
+    assert_admin_error(&send(fx.gw.admin(Method::GET, "/tyk/nope")).await, 404);
+    let anonymous = send(fx.gw.http.patch(fx.gw.control_url("/tyk/apis/x"))).await;
+    assert_admin_error(&anonymous, 403);
+}

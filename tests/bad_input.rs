@@ -437,3 +437,31 @@ async fn scopes_outside_rfc_6749_are_invalid_scope_everywhere() {
     assert_eq!(fine.status, 200, "{fine:?}");
     assert_eq!(fine.json["scope"], "read write");
 }
+
+#[tokio::test]
+async fn heads_over_64_kib_are_431_on_both_planes_alike() {
+    let fx = Fixture::start().await;
+    let token = fx.cc_token().await;
+    let data = |size: usize| {
+        fx.gw
+            .data(Method::GET, "/APIID/x")
+            .header("Authorization", format!("Bearer {token}"))
+            .header("X-Padding", "x".repeat(size))
+    };
+    let control = |size: usize| {
+        fx.gw
+            .http
+            .get(fx.gw.control_url("/hello"))
+            .header("X-Padding", "x".repeat(size))
+    };
+    for (plane, request) in [("data", data(100 * 1024)), ("control", control(100 * 1024))] {
+        let reply = send(request).await;
+        assert_eq!(reply.status, 431, "{plane}: {reply:?}");
+        assert!(reply.text.contains("65536 bytes"), "{plane}: {reply:?}");
+    }
+    for (plane, request) in [("data", data(32 * 1024)), ("control", control(32 * 1024))] {
+        let reply = send(request).await;
+        assert_eq!(reply.status, 200, "{plane}: {reply:?}");
+    }
+    assert_still_serving(&fx).await;
+}

@@ -26,16 +26,35 @@ pub(super) async fn route(call: Call<'_>, rest: &[&str]) -> Result<Response<Body
     }
 }
 
+/// Every policy: those of `policy_path`, then those stored through this
+/// API (unless a file defines the id, since the file's is the one in
+/// force), by id.
 async fn list(call: &Call<'_>) -> Result<Response<Body>, AdminError> {
-    let documents = call.gateway.store().documents(Catalog::Policies).await?;
-    let values: Vec<serde_json::Value> = documents
-        .iter()
-        .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
+    let policies = call.gateway.policies.current();
+    let mut listed: Vec<(String, serde_json::Value)> = policies
+        .file_policies()
+        .map(|policy| (policy.id.clone(), policy.document.clone()))
         .collect();
-    Ok(respond::ok(serde_json::Value::Array(values)))
+    let stored = call.gateway.store().documents(Catalog::Policies).await?;
+    for (id, bytes) in stored {
+        if policies.file_ids().contains(&id) {
+            continue;
+        }
+        if let Ok(document) = serde_json::from_slice(&bytes) {
+            listed.push((id, document));
+        }
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let documents = listed.into_iter().map(|(_, document)| document).collect();
+    Ok(respond::ok(serde_json::Value::Array(documents)))
 }
 
+/// A policy of `policy_path`, else one stored through this API.
 async fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
+    let policies = call.gateway.policies.current();
+    if let Some(policy) = policies.file_policies().find(|policy| policy.id == id) {
+        return Ok(respond::ok(policy.document.clone()));
+    }
     let document = call
         .gateway
         .store()
@@ -77,11 +96,8 @@ fn submitted(
     if gateway.file_policy_ids().contains(&policy.id) {
         return Err(read_only());
     }
-    let mut document: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|error| AdminError::bad_request(error.to_string()))?;
-    document["id"] = serde_json::Value::String(policy.id.clone());
     let bytes =
-        serde_json::to_vec(&document).map_err(|e| AdminError::bad_request(e.to_string()))?;
+        serde_json::to_vec(&policy.document).map_err(|e| AdminError::bad_request(e.to_string()))?;
     Ok((policy.id, bytes))
 }
 

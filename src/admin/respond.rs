@@ -1,7 +1,7 @@
 //! Responses of the control plane: Tyk's `{"status","message"}` envelope,
 //! the admin check and the health answer.
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -14,6 +14,8 @@ use crate::http::{self as web, Body, BodyError, Params};
 pub(crate) struct AdminError {
     pub status: StatusCode,
     pub message: String,
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
 }
 
 // === impl AdminError ===
@@ -23,6 +25,18 @@ impl AdminError {
         Self {
             status,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> Self {
+        let allow = super::methods::allow_header(allowed);
+        Self {
+            allow: Some(allow.clone()),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here; use {allow}"),
+            )
         }
     }
 
@@ -42,10 +56,12 @@ impl AdminError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        web::json(
-            self.status,
-            &json!({"status": "error", "message": self.message}),
-        )
+        let body = json!({"status": "error", "message": self.message});
+        let mut response = web::json(self.status, &body);
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        response
     }
 }
 
