@@ -1,7 +1,9 @@
 //! The control plane: health and the management API, in Tyk's shapes.
 //!
-//! Every route but `/hello` and `/metrics` needs the admin secret in `X-Tyk-Authorization`
-//! or `Authorization`; anything else is `403` and changes nothing.
+//! Every route but `/hello`, `/live` and `/metrics` needs the admin secret in
+//! `X-Tyk-Authorization` or `Authorization`; anything else is `403` and
+//! changes nothing. A route answers a method it does not take with `405`
+//! and `Allow` (see `methods`).
 //!
 //! | route | what |
 //! | --- | --- |
@@ -21,10 +23,14 @@
 //! | `GET /tyk/reload`, `GET /tyk/reload/group` | reload this node, every node |
 
 mod apis;
+mod client_request;
 mod clients;
+mod documents;
 mod keys;
+mod methods;
 mod policies;
 mod respond;
+mod routes;
 mod tokens;
 
 use std::sync::Arc;
@@ -61,22 +67,30 @@ impl ControlPlane {
 
     async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path().trim_end_matches('/').to_string();
-        if path == "/hello" {
-            return respond::hello(&self.gateway).await;
-        }
-        if path == "/live" {
-            return respond::live();
-        }
-        if path == "/metrics" {
-            return respond::metrics(&self.gateway);
-        }
-        if !respond::authorized(&self.gateway, request.headers()) {
+        let public = matches!(path.as_str(), "/hello" | "/live" | "/metrics");
+        if !public && !respond::authorized(&self.gateway, request.headers()) {
             return AdminError::forbidden().into_response();
+        }
+        let segments: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
+        let names: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let method = request.method().clone();
+        match methods::allowed(&names) {
+            None => return AdminError::not_found("no such route").into_response(),
+            Some(allowed) if !allowed.contains(&method) => {
+                return AdminError::method_not_allowed(&method, allowed).into_response()
+            }
+            Some(_) => {}
+        }
+        match path.as_str() {
+            "/hello" => return respond::hello(&self.gateway).await,
+            "/live" => return respond::live(),
+            "/metrics" => return respond::metrics(&self.gateway),
+            _ => {}
         }
         let call = Call {
             gateway: &self.gateway,
-            method: request.method().clone(),
-            segments: path.split('/').skip(1).map(percent_decode).collect(),
+            method,
+            segments,
             query: request.uri().query().map(str::to_string),
             request,
         };
@@ -90,6 +104,10 @@ impl ControlPlane {
 impl Handler for ControlPlane {
     async fn call(self: Arc<Self>, request: Request<Incoming>, _: Peer) -> Response<Body> {
         self.handle(request).await
+    }
+
+    fn refusal(&self, status: http::StatusCode, message: &str) -> Response<Body> {
+        AdminError::new(status, message).into_response()
     }
 }
 
@@ -160,9 +178,6 @@ async fn dashboard_oauth(call: Call<'_>, rest: &[String]) -> Result<Response<Bod
 
 /// `GET /tyk/reload` (this node) and `GET /tyk/reload/group` (every node).
 async fn reload_node(call: &Call<'_>, group: bool) -> Result<Response<Body>, AdminError> {
-    if call.method != Method::GET {
-        return Err(AdminError::not_found("no such route"));
-    }
     let why = if group {
         call.gateway
             .oauth
@@ -172,7 +187,7 @@ async fn reload_node(call: &Call<'_>, group: bool) -> Result<Response<Body>, Adm
     } else {
         Trigger::ReloadCall
     };
-    apis::reload_here(call.gateway, why).await?;
+    documents::reload_here(call.gateway, why).await?;
     Ok(respond::message("reload done"))
 }
 

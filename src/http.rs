@@ -7,7 +7,7 @@ mod server;
 
 pub use client::{connector, tls_config, Connector, TlsError};
 pub use form::{parse_params, Params, ParamsError};
-pub use server::{serve, Handler, Peer, ServeLimits};
+pub use server::{serve, Handler, Peer, ServeLimits, MAX_HEADER_BYTES};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};

@@ -18,6 +18,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit status when the node cannot start (Redis down, port taken).
 const EXIT_START_FAILED: u8 = 1;
 
+/// The warning for a `TOLLGATE_*` variable that names no key.
+const UNKNOWN_ENV: &str = "environment variable matches no config key; ignored";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.load_config() {
@@ -28,12 +31,17 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_only() {
+        // A misspelt variable is the mistake check-config is run to find;
+        // it only warns, as the node does, since the config is valid.
+        for name in &config.unknown_env {
+            eprintln!("tollgate: warning: {name}: {UNKNOWN_ENV}");
+        }
         println!("config ok: {}", config.summary());
         return ExitCode::SUCCESS;
     }
     telemetry::init_tracing(&config.log);
     for name in &config.unknown_env {
-        warn!(env = %name, "environment variable matches no config key; ignored");
+        warn!(env = %name, "{UNKNOWN_ENV}");
     }
 
     let runtime = match build_runtime() {

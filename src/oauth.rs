@@ -17,7 +17,9 @@ mod endpoint;
 mod error;
 mod grants;
 mod issue;
+mod redirect_uri;
 mod revoke;
+mod scope;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use http::StatusCode;
 pub use authorize::{authorize_client, AuthorizeClientError};
 pub use endpoint::Endpoint;
 pub use error::{ErrorCode, OAuthError};
+pub use redirect_uri::check_redirect_uri;
 
 use crate::cluster::{Cluster, Event};
 use crate::http::BodyLimit;

@@ -7,6 +7,7 @@
 //! document and ignored.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,6 +37,9 @@ pub struct Policy {
     pub tags: Vec<String>,
     #[serde(default)]
     pub meta_data: serde_json::Map<String, serde_json::Value>,
+    /// The document as submitted, with its id: what the admin API shows.
+    #[serde(skip)]
+    pub document: serde_json::Value,
 }
 
 /// Access to one API.
@@ -83,6 +87,15 @@ pub struct RateSpec {
     #[serde(default)]
     pub quota_renewal_rate: i64,
 }
+
+/// The most requests a rate may allow per period; more is a typo.
+const MAX_RATE: f64 = 1e12;
+
+/// The longest period of a rate or quota: ten years, in seconds.
+const MAX_PERIOD_SECS: i64 = 315_360_000;
+
+/// The period of a rate, in seconds: a millisecond to ten years.
+const PER_SECS: RangeInclusive<f64> = 0.001..=MAX_PERIOD_SECS as f64;
 
 /// What a request asks for: an API, the version that serves it, a method
 /// and a path.
@@ -137,8 +150,9 @@ pub enum PolicyError {
 impl Policy {
     /// Parses one policy document; `id` fills a missing id field.
     pub fn parse(document: &[u8], id: Option<&str>) -> Result<Self, PolicyError> {
-        let mut policy: Policy =
-            serde_json::from_slice(document).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let invalid = |e: serde_json::Error| PolicyError::Invalid(e.to_string());
+        let mut document: serde_json::Value = serde_json::from_slice(document).map_err(invalid)?;
+        let mut policy: Policy = serde_json::from_value(document.clone()).map_err(invalid)?;
         if let Some(id) = id {
             policy.id = id.to_string();
         } else if policy.id.is_empty() {
@@ -149,7 +163,23 @@ impl Policy {
                 "id: must be non-empty and made of letters, digits, '.', '_' or '-'".into(),
             ));
         }
+        if let Some(fields) = document.as_object_mut() {
+            fields.insert("id".into(), policy.id.clone().into());
+        }
+        policy.document = document;
         Ok(policy)
+    }
+
+    /// Refuses limits the limiter cannot apply, naming the field: the
+    /// policy's own and each access right's.
+    pub fn check_limits(&self) -> Result<(), PolicyError> {
+        self.limits.check("")?;
+        for (api_id, right) in &self.access_rights {
+            if let Some(limit) = &right.limit {
+                limit.check(&format!("access_rights.{api_id}.limit."))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn grants(&self, api_id: &str) -> bool {
@@ -236,6 +266,51 @@ impl RateSpec {
     pub fn is_set(&self) -> bool {
         self.has_rate() || self.has_quota()
     }
+
+    /// Refuses values that are no rate or quota at all, naming the field
+    /// (after `at`, such as `access_rights.a.limit.`). Tyk's values for
+    /// "none" stay valid: `rate` and `per` 0 or -1, `quota_max` -1.
+    pub fn check(&self, at: &str) -> Result<(), PolicyError> {
+        let invalid =
+            |field: &str, reason: &str| PolicyError::Invalid(format!("{at}{field}: {reason}"));
+        let none = |value: f64| value == 0.0 || value == -1.0;
+        if !(none(self.rate) || (self.rate > 0.0 && self.rate <= MAX_RATE)) {
+            return Err(invalid(
+                "rate",
+                "must be a number of requests, at most 1e12, or 0 or -1 for no rate limit",
+            ));
+        }
+        let period_ok = PER_SECS.contains(&self.per);
+        if !(period_ok || (self.rate <= 0.0 && none(self.per))) {
+            return Err(invalid(
+                "per",
+                "must be 0.001 to 315360000 seconds when rate is set, else 0 or -1",
+            ));
+        }
+        self.check_quota(invalid)
+    }
+
+    fn check_quota(&self, invalid: impl Fn(&str, &str) -> PolicyError) -> Result<(), PolicyError> {
+        let renewal = self.quota_renewal_rate;
+        match self.quota_max {
+            // No quota; Tyk itself sets the renewal rate to 0 then.
+            -1 if renewal >= -1 => Ok(()),
+            -1 => Err(invalid("quota_renewal_rate", "must be -1 or more")),
+            max if max > 0 && (1..=MAX_PERIOD_SECS).contains(&renewal) => Ok(()),
+            max if max > 0 => Err(invalid(
+                "quota_renewal_rate",
+                "must be 1 to 315360000 seconds when quota_max is set",
+            )),
+            0 => Err(invalid(
+                "quota_max",
+                "0 would allow no request here but means no quota in Tyk; use -1 for no quota",
+            )),
+            _ => Err(invalid(
+                "quota_max",
+                "must be a positive number of requests, or -1 for no quota",
+            )),
+        }
+    }
 }
 
 // === impl PolicySet ===
@@ -258,7 +333,7 @@ impl PolicySet {
         &self.file_ids
     }
 
-    /// The policies that came from `policy_path`.
+    /// The policies defined in `policy_path`.
     pub fn file_policies(&self) -> impl Iterator<Item = &Policy> {
         self.file_ids.iter().filter_map(|id| self.policies.get(id))
     }
@@ -489,6 +564,34 @@ mod tests {
         assert!(!per_api);
         assert_eq!(limits.rate, 100.0);
         assert!(!limits.has_quota());
+    }
+
+    #[test]
+    fn limits_that_are_no_rate_or_quota_are_refused_naming_the_field() {
+        let spec = |rate, per, quota_max, quota_renewal_rate| RateSpec {
+            rate,
+            per,
+            quota_max,
+            quota_renewal_rate,
+        };
+        let named = |spec: RateSpec| spec.check("x.").unwrap_err().to_string();
+        assert!(named(spec(-5.0, 0.0, -1, 0)).contains("x.rate"));
+        assert!(named(spec(1e308, 1e-308, -1, 0)).contains("x.rate"));
+        assert!(named(spec(5.0, 1e-308, -1, 0)).contains("x.per"));
+        assert!(named(spec(5.0, 0.0, -1, 0)).contains("x.per"));
+        assert!(named(spec(0.0, 0.0, 0, 0)).contains("x.quota_max"));
+        assert!(named(spec(0.0, 0.0, 10, 0)).contains("x.quota_renewal_rate"));
+        assert!(named(spec(0.0, 0.0, -7, 0)).contains("x.quota_max"));
+        // Tyk's "none" values and real limits pass.
+        for ok in [
+            spec(0.0, 0.0, -1, 0),
+            spec(-1.0, -1.0, -1, -1),
+            spec(-1.0, -1.0, -1, 60),
+            spec(1e9, 1.0, 1_000_000_000_000, 86400),
+            spec(3.0, 60.0, 2, 3600),
+        ] {
+            assert!(ok.check("").is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

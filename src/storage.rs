@@ -13,13 +13,15 @@ mod limits;
 mod observer;
 mod pubsub;
 mod records;
+mod routes;
 mod tokens;
 
-pub use catalog::{Catalog, ClientRecord, UserRecord};
+pub use catalog::{Catalog, ClientRecord, UserRecord, Write};
 pub use connection::{redact_url, ConnectError, Store, StoreConfig};
 pub use limits::{Allowance, LimitOutcome, Limits};
 pub use pubsub::PubSubEvent;
 pub use records::{CodeRecord, GrantRecord, RefreshRecord};
+pub use routes::Swap;
 pub use tokens::{owner, Claimed, IssuedTokens, NewRefresh, NewTokens, TokenPage};
 
 /// A failure talking to Redis or decoding what it returned.

@@ -266,3 +266,126 @@ async fn oversized_admin_bodies_are_refused() {
     assert_eq!(send(fx.gw.data(Method::GET, "/big/x")).await.status, 404);
     assert_still_serving(&fx).await;
 }
+
+/// `POST`, or with `put` a `PUT`, of a keyless API on `listen_path`.
+async fn save_keyless(fx: &Fixture, id: &str, listen_path: &str, put: bool) -> Reply {
+    let definition = keyless_api(id, listen_path, &fx.upstream.url());
+    let request = match put {
+        false => fx.gw.admin(Method::POST, "/tyk/apis"),
+        true => fx.gw.admin(Method::PUT, &format!("/tyk/apis/{id}")),
+    };
+    send(request.json(&definition)).await
+}
+
+#[track_caller]
+fn assert_names(reply: &Reply, owner: &str) {
+    assert_admin_error(reply, 400);
+    let message = reply.json["message"].as_str().unwrap_or("");
+    assert!(message.contains("listen path"), "{reply:?}");
+    assert!(message.contains(owner), "names {owner}: {reply:?}");
+}
+
+#[tokio::test]
+async fn a_listen_path_another_api_serves_is_refused_before_anything_is_stored() {
+    let fx = Fixture::start().await;
+    let (post, put) = (false, true);
+    assert_eq!(save_keyless(&fx, "one", "/shared/", post).await.status, 200);
+
+    assert_names(&save_keyless(&fx, "two", "/shared/", post).await, "one");
+    assert_names(&save_keyless(&fx, "two", "/shared", post).await, "one");
+    assert_names(&save_keyless(&fx, "two", "/APIID/", post).await, API_ID);
+    assert_admin_error(&send(fx.gw.admin(Method::GET, "/tyk/apis/two")).await, 404);
+    let key = format!("{}api:two", fx.gw.prefix);
+    let stored = fx.redis.command(&["EXISTS", key.as_str()]);
+    assert_eq!(stored.into_int(), 0, "nothing stored");
+
+    // PUT: a move onto a taken path is refused and changes nothing.
+    assert_names(&save_keyless(&fx, "one", "/APIID/", put).await, API_ID);
+    assert_eq!(send(fx.gw.data(Method::GET, "/shared/x")).await.status, 200);
+    assert_eq!(save_keyless(&fx, "two", "/other/", post).await.status, 200);
+    assert_names(&save_keyless(&fx, "two", "/shared/", put).await, "one");
+    assert_eq!(send(fx.gw.data(Method::GET, "/other/x")).await.status, 200);
+
+    // A path given up is free again; an inactive API takes none.
+    assert_eq!(save_keyless(&fx, "one", "/moved/", put).await.status, 200);
+    let mut sleeper = keyless_api("sleeper", "/moved/", &fx.upstream.url());
+    sleeper["active"] = json!(false);
+    assert_eq!(post_api(&fx, &sleeper).await.status, 200);
+    sleeper["active"] = json!(true);
+    let woken = send(fx.gw.admin(Method::PUT, "/tyk/apis/sleeper").json(&sleeper)).await;
+    assert_names(&woken, "one");
+    let three = save_keyless(&fx, "three", "/shared/", post).await;
+    assert_eq!(three.status, 200, "{three:?}");
+    assert_still_serving(&fx).await;
+}
+
+#[tokio::test]
+async fn an_api_stored_but_not_served_can_be_read_and_deleted() {
+    let fx = Fixture::start().await;
+    // Left by an older version: stored on a listen path a file API serves,
+    // so every reload skips it.
+    let orphan = keyless_api("orphan", "/APIID/", &fx.upstream.url());
+    let key = format!("{}api:orphan", fx.gw.prefix);
+    let set = format!("{}apis", fx.gw.prefix);
+    fx.redis
+        .command(&["SET", key.as_str(), &orphan.to_string()]);
+    fx.redis.command(&["SADD", set.as_str(), "orphan"]);
+    let reload = send(fx.gw.admin(Method::GET, "/tyk/reload")).await;
+    assert_eq!(reload.status, 200, "{reload:?}");
+
+    let got = send(fx.gw.admin(Method::GET, "/tyk/apis/orphan")).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.json["api_id"], "orphan");
+    let deleted = send(fx.gw.admin(Method::DELETE, "/tyk/apis/orphan")).await;
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    assert_eq!(fx.redis.command(&["EXISTS", key.as_str()]).into_int(), 0);
+    let member = fx.redis.command(&["SISMEMBER", set.as_str(), "orphan"]);
+    assert_eq!(member.into_int(), 0);
+    assert_admin_error(
+        &send(fx.gw.admin(Method::GET, "/tyk/apis/orphan")).await,
+        404,
+    );
+    assert_still_serving(&fx).await;
+}
+
+#[tokio::test]
+async fn a_route_answers_a_method_it_does_not_take_with_405_and_allow() {
+    let fx = Fixture::start().await;
+    let client = format!(
+        "/tyk/oauth/clients/{API_ID}/{}",
+        support::fixtures::CLIENT_ID
+    );
+    let cases = [
+        (Method::PATCH, "/tyk/apis/x".to_owned(), "GET, PUT, DELETE"),
+        (Method::DELETE, "/tyk/apis".to_owned(), "GET, POST"),
+        (Method::POST, "/tyk/reload".to_owned(), "GET"),
+        (Method::GET, "/tyk/oauth/revoke".to_owned(), "POST"),
+        (Method::GET, format!("{client}/rotate"), "PUT"),
+        (Method::POST, format!("{client}/tokens"), "GET"),
+        (Method::PATCH, client.clone(), "GET, PUT, DELETE"),
+    ];
+    for (method, path, allow) in cases {
+        let reply = send(fx.gw.admin(method.clone(), &path)).await;
+        assert_admin_error(&reply, 405);
+        assert_eq!(
+            reply.header("allow"),
+            Some(allow),
+            "{method} {path}: {reply:?}"
+        );
+    }
+    // Health and metrics: GET and HEAD only, with or without the secret.
+    for path in ["/hello", "/live", "/metrics"] {
+        for method in [Method::POST, Method::DELETE, Method::PUT] {
+            let reply = send(fx.gw.http.request(method.clone(), fx.gw.control_url(path))).await;
+            assert_eq!(reply.status, 405, "{method} {path}: {reply:?}");
+            assert_eq!(reply.header("allow"), Some("GET, HEAD"), "{path}");
+        }
+        let head = send(fx.gw.http.head(fx.gw.control_url(path))).await;
+        assert_eq!(head.status, 200, "HEAD {path}: {head:?}");
+        assert!(head.text.is_empty(), "HEAD {path} has no body");
+    }
+    // Unknown routes stay 404, and nothing answers without the secret.
+    assert_admin_error(&send(fx.gw.admin(Method::GET, "/tyk/nope")).await, 404);
+    let anonymous = send(fx.gw.http.patch(fx.gw.control_url("/tyk/apis/x"))).await;
+    assert_admin_error(&anonymous, 403);
+}

@@ -973,3 +973,204 @@ async fn token_list_shows_tokens_in_their_last_second() {
     expected.sort();
     assert_eq!(listed, expected, "both tokens are live, both are listed");
 }
+
+/// Asserts a 400 whose message names `what`.
+#[track_caller]
+fn assert_refused_naming(reply: &Reply, what: &str) {
+    assert_admin_error(reply, 400);
+    let message = reply.json["message"].as_str().unwrap_or("");
+    assert!(message.contains(what), "names {what}: {reply:?}");
+}
+
+#[tokio::test]
+async fn unusable_secrets_and_redirect_uris_are_refused() {
+    let fx = Fixture::start().await;
+    let with = |field: &str, value: Value| {
+        let mut body = json!({"api_id": API_ID, "client_id": "checked"});
+        body[field] = value;
+        body
+    };
+    let empty_secret = with("secret", json!(""));
+    let mut cases = vec![(empty_secret, "secret")];
+    for uri in [
+        "javascript:alert(1)",
+        "data:text/html,<script>x</script>",
+        "vbscript:msgbox(1)",
+        "not a url",
+        "/relative/cb",
+        "http://a/cb#frag",
+        "",
+        "http://client.oauth.com;javascript:alert(1)",
+    ] {
+        cases.push((with("redirect_uri", json!(uri)), "redirect_uri"));
+    }
+    cases.push((
+        with("redirect_uris", json!(["http://a/cb#x"])),
+        "redirect_uri",
+    ));
+    let mut both = with("redirect_uri", json!(REDIRECT_URI));
+    both["redirect_uris"] = json!([REDIRECT_URI]);
+    cases.push((both, "redirect_uris"));
+    for (body, what) in &cases {
+        assert_refused_naming(&create(&fx, body.clone()).await, what);
+        assert_eq!(
+            get_client(&fx, API_ID, "checked").await.status,
+            404,
+            "{body}"
+        );
+    }
+
+    // Web URIs and the private-use schemes of native apps are fine.
+    let native = with(
+        "redirect_uris",
+        json!(["com.example.app:/cb", "https://a.example/cb"]),
+    );
+    assert_eq!(create(&fx, native).await.status, 200);
+    let path = client_path(API_ID, "checked");
+    for body in [
+        json!({"redirect_uri": "javascript:alert(1)"}),
+        json!({"secret": ""}),
+    ] {
+        let put = send(fx.gw.admin(Method::PUT, &path).json(&body)).await;
+        if body.get("secret").is_some() {
+            // A secret in an update is ignored, as in Tyk.
+            assert_eq!(put.status, 200, "{put:?}");
+        } else {
+            assert_refused_naming(&put, "redirect_uri");
+        }
+    }
+    let kept = get_client(&fx, API_ID, "checked").await;
+    assert_eq!(
+        kept.json["redirect_uris"],
+        json!(["com.example.app:/cb", "https://a.example/cb"])
+    );
+}
+
+#[tokio::test]
+async fn create_refuses_a_policy_without_the_api_as_update_does() {
+    let fx = Fixture::start().await;
+    let elsewhere = json!({"id": "elsewhere", "access_rights": {"other": {"api_id": "other"}}});
+    let made = send(fx.gw.admin(Method::POST, "/tyk/policies").json(&elsewhere)).await;
+    assert_eq!(made.status, 200, "{made:?}");
+
+    let body = json!({"api_id": API_ID, "client_id": "pol", "redirect_uri": REDIRECT_URI,
+                      "policy_id": "elsewhere"});
+    let created = create(&fx, body).await;
+    assert_refused_naming(&created, "Policy access rights");
+    assert_eq!(get_client(&fx, API_ID, "pol").await.status, 404);
+    let updated = send(
+        fx.gw
+            .admin(Method::PUT, &client_path(API_ID, CLIENT_ID))
+            .json(&json!({"policy_id": "elsewhere"})),
+    )
+    .await;
+    assert_eq!(
+        updated.json["message"], created.json["message"],
+        "{updated:?}"
+    );
+}
+
+/// Stores a client app straight into Redis, as an older version could
+/// have: `secret` and `redirect_uri` unchecked.
+fn store_unchecked_client(fx: &Fixture, id: &str, secret: &str, redirect_uri: &str) {
+    let salt = "salt";
+    let record = json!({
+        "client_id": id, "api_id": API_ID, "redirect_uris": [redirect_uri],
+        "policy_id": POLICY_ID, "meta_data": {}, "description": "",
+        "secret_hash": tollgate::oauth::credentials::secret_hash(secret, salt),
+        "secret_salt": salt,
+    });
+    let key = format!("{}client:{API_ID}:{id}", fx.gw.prefix);
+    let set = format!("{}clients:{API_ID}", fx.gw.prefix);
+    fx.redis
+        .command(&["SET", key.as_str(), &record.to_string()]);
+    fx.redis.command(&["SADD", set.as_str(), id]);
+}
+
+#[tokio::test]
+async fn clients_stored_unchecked_are_never_redirected_to_nor_used_without_a_secret() {
+    let fx = Fixture::start().await;
+    store_unchecked_client(&fx, "old-js", "s", "javascript:alert(1)");
+    let query = "response_type=code&client_id=old-js&redirect_uri=javascript%3Aalert(1)";
+    let authorize = send(
+        fx.gw
+            .data(Method::GET, &format!("/APIID/oauth/authorize?{query}")),
+    )
+    .await;
+    assert_eq!(authorize.status, 400, "{authorize:?}");
+    assert!(authorize.header("location").is_none(), "{authorize:?}");
+    let minted = fx
+        .gw
+        .authorize_client(&[
+            ("response_type", "code"),
+            ("client_id", "old-js"),
+            ("redirect_uri", "javascript:alert(1)"),
+            ("api_id", API_ID),
+        ])
+        .await;
+    assert_eq!(minted.status, 400, "{minted:?}");
+    assert!(minted.json.get("code").is_none() && !minted.text.contains("redirect_to"));
+
+    store_unchecked_client(&fx, "old-empty", "", REDIRECT_URI);
+    let basic = fx
+        .gw
+        .token(
+            LISTEN,
+            Some(("old-empty", "")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    basic.assert_oauth_error(401, "invalid_client");
+}
+
+#[tokio::test]
+async fn client_routes_say_which_api_is_missing() {
+    let fx =
+        Fixture::start_with(|b, up| b.api_json("open", keyless_api("open", "/open/", &up.url())))
+            .await;
+    for path in [
+        "/tyk/oauth/clients/nope".to_owned(),
+        client_path("nope", CLIENT_ID),
+        format!("{}/tokens", client_path("nope", CLIENT_ID)),
+    ] {
+        let reply = send(fx.gw.admin(Method::GET, &path)).await;
+        assert_admin_error(&reply, 404);
+        assert_eq!(reply.json["message"], "API not found", "{path}");
+    }
+    let not_oauth = get_client(&fx, "open", CLIENT_ID).await;
+    assert_admin_error(&not_oauth, 404);
+    assert!(not_oauth.text.contains("not OAuth2"), "{not_oauth:?}");
+    let no_client = get_client(&fx, API_ID, "nobody").await;
+    assert_eq!(no_client.json["message"], "OAuth Client ID not found");
+}
+
+#[tokio::test]
+async fn form_only_routes_refuse_json_bodies_by_name() {
+    let fx = Fixture::start().await;
+    let token = fx.cc_token().await;
+    let json_body = json!({"token": token, "client_id": CLIENT_ID});
+    let form_only = [
+        "/tyk/oauth/revoke",
+        "/tyk/oauth/revoke_all",
+        "/tyk/oauth/authorize-client",
+    ];
+    for path in form_only {
+        let declared = send(fx.gw.admin(Method::POST, path).json(&json_body)).await;
+        let undeclared = send(fx.gw.admin(Method::POST, path).body(json_body.to_string())).await;
+        for reply in [declared, undeclared] {
+            assert_admin_error(&reply, 415);
+            assert!(
+                reply.text.contains("x-www-form-urlencoded"),
+                "{path}: {reply:?}"
+            );
+        }
+    }
+    let data_plane = fx
+        .gw
+        .data(Method::POST, "/APIID/tyk/oauth/authorize-client")
+        .header("X-Tyk-Authorization", ADMIN_SECRET)
+        .json(&json_body);
+    assert_admin_error(&send(data_plane).await, 415);
+    // Nothing was revoked.
+    assert_eq!(fx.gw.call("/APIID/x", &token).await.status, 200);
+}

@@ -449,7 +449,7 @@ async fn classic_and_oas_base_apis_hand_versions_to_their_child_apis() {
         base.clone(),
         base,
         // The child's own access rights decide, and the key has none.
-        (403, "session has no access to this api".to_owned()),
+        (403, "token has no access to this api".to_owned()),
         (200, "/child/items".to_owned()),
         (404, UNKNOWN.to_owned()),
         // An internal API is reached only through its base.

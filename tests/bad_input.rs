@@ -255,3 +255,213 @@ async fn invalid_definitions_posted_to_the_admin_api() {
     assert_eq!(not_object.status, 400, "{not_object:?}");
     assert_still_serving(&fx).await;
 }
+
+/// Asserts a management 400 whose message names `field`.
+#[track_caller]
+fn assert_names_field(reply: &Reply, field: &str) {
+    assert_eq!(reply.status, 400, "{field}: {reply:?}");
+    let message = reply.json["message"].as_str().unwrap_or("");
+    assert!(message.contains(field), "names {field}: {reply:?}");
+}
+
+#[tokio::test]
+async fn policy_limits_that_are_no_limit_are_refused_naming_the_field() {
+    let fx = Fixture::start().await;
+    let policy = |id: &str, fields: serde_json::Value| {
+        let mut doc = json!({"id": id, "access_rights": {API_ID: {"api_id": API_ID}}});
+        if let (Some(doc), Some(fields)) = (doc.as_object_mut(), fields.as_object()) {
+            doc.extend(fields.clone());
+        }
+        doc
+    };
+    let cases = [
+        (json!({"rate": -5, "per": 0}), "rate"),
+        (json!({"rate": 1e308, "per": 1e-308}), "rate"),
+        (json!({"rate": 5, "per": 1e-308}), "per"),
+        (json!({"rate": 5, "per": 0}), "per"),
+        (
+            json!({"quota_max": 0, "quota_renewal_rate": 0}),
+            "quota_max",
+        ),
+        (
+            json!({"quota_max": 10, "quota_renewal_rate": 0}),
+            "quota_renewal_rate",
+        ),
+        (
+            json!({"quota_max": -3, "quota_renewal_rate": 60}),
+            "quota_max",
+        ),
+        (
+            json!({"access_rights": {API_ID: {"limit": {"rate": -5, "per": 1}}}}),
+            "access_rights.999999.limit.rate",
+        ),
+    ];
+    for (fields, field) in &cases {
+        let doc = policy("bad-limits", fields.clone());
+        let posted = send(fx.gw.admin(Method::POST, "/tyk/policies").json(&doc)).await;
+        assert_names_field(&posted, field);
+    }
+    let got = send(fx.gw.admin(Method::GET, "/tyk/policies/bad-limits")).await;
+    assert_eq!(got.status, 404, "nothing stored: {got:?}");
+
+    // Tyk's values for "no limit" keep working, on POST and PUT.
+    let none = json!({"rate": -1, "per": -1, "quota_max": -1, "quota_renewal_rate": -1});
+    let doc = policy("no-limits", none);
+    let posted = send(fx.gw.admin(Method::POST, "/tyk/policies").json(&doc)).await;
+    assert_eq!(posted.status, 200, "{posted:?}");
+    let (fields, field) = &cases[0];
+    let put = send(
+        fx.gw
+            .admin(Method::PUT, "/tyk/policies/no-limits")
+            .json(&policy("no-limits", fields.clone())),
+    )
+    .await;
+    assert_names_field(&put, field);
+    let kept = send(fx.gw.admin(Method::GET, "/tyk/policies/no-limits")).await;
+    assert_eq!(kept.json["rate"], -1, "{kept:?}");
+    assert_still_serving(&fx).await;
+}
+
+#[tokio::test]
+async fn keys_with_an_unknown_policy_or_a_meaningless_expiry_are_refused() {
+    let fx = Fixture::start().await;
+    let key = |fields: serde_json::Value| {
+        let mut body =
+            json!({"org_id": "default", "apply_policies": [support::fixtures::POLICY_ID]});
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
+        fx.gw.admin(Method::POST, "/tyk/keys").json(&body)
+    };
+    let cases = [
+        (json!({"expires": -5}), "expires"),
+        (json!({"expires": 5}), "expires"),
+        (json!({"apply_policies": ["nope"]}), "apply_policies"),
+        (json!({"rate": -5, "per": 1}), "rate"),
+        (
+            json!({"apply_policies": ["nope"], "basic_auth_data": {"password": "p"}}),
+            "apply_policies",
+        ),
+    ];
+    for (fields, field) in cases {
+        assert_names_field(&send(key(fields)).await, field);
+    }
+    // Tyk's "never expires": 0, and -1 as its documentation writes it.
+    for expires in [0, -1] {
+        let reply = send(key(json!({"expires": expires}))).await;
+        assert_eq!(reply.status, 200, "expires {expires}: {reply:?}");
+        let token = reply.str("key").to_owned();
+        let path = format!("/tyk/keys/{token}");
+        let stored = send(fx.gw.admin(Method::GET, &path)).await;
+        assert_eq!(stored.json["expires"], 0, "{stored:?}");
+    }
+    assert_still_serving(&fx).await;
+}
+
+#[tokio::test]
+async fn key_rules_naming_an_unknown_policy_mint_nothing() {
+    let fx = Fixture::start().await;
+    let rules = [("key_rules", r#"{"apply_policies": ["nope"]}"#)];
+    let reply = fx
+        .gw
+        .try_code(API_ID, CLIENT_ID, REDIRECT_URI, &rules)
+        .await;
+    reply.assert_oauth_error(400, "invalid_request");
+    assert!(reply.text.contains("nope"), "{reply:?}");
+    assert!(reply.json.get("code").is_none(), "{reply:?}");
+}
+
+#[tokio::test]
+async fn a_token_list_page_that_is_no_number_is_refused() {
+    let fx = Fixture::start().await;
+    let tokens = format!("/tyk/oauth/clients/{API_ID}/{CLIENT_ID}/tokens");
+    for page in ["abc", "1.5", ""] {
+        let reply = send(fx.gw.admin(Method::GET, &format!("{tokens}?page={page}"))).await;
+        assert_names_field(&reply, "page");
+    }
+    // Zero or less is page 1, as in Tyk.
+    let first = send(fx.gw.admin(Method::GET, &format!("{tokens}?page=-3"))).await;
+    assert_eq!(first.json["Pagination"]["page_num"], 1, "{first:?}");
+}
+
+#[tokio::test]
+async fn scopes_outside_rfc_6749_are_invalid_scope_everywhere() {
+    let fx = Fixture::start().await;
+    let bad_scopes = ["%FF%FE", "read%20%20write", "caf%C3%A9", "a%22b"];
+    for scope in bad_scopes {
+        let body = format!("grant_type=client_credentials&scope={scope}");
+        let reply = send(
+            fx.gw
+                .data(Method::POST, "/APIID/oauth/token")
+                .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await;
+        reply.assert_oauth_error(400, "invalid_scope");
+
+        let query = format!(
+            "response_type=code&client_id={CLIENT_ID}&redirect_uri=http%3A%2F%2Fclient.oauth.com\
+             &state=s&scope={scope}"
+        );
+        let authorize = send(
+            fx.gw
+                .data(Method::GET, &format!("{LISTEN}oauth/authorize?{query}")),
+        )
+        .await;
+        assert_eq!(authorize.status, 302, "{authorize:?}");
+        let location = authorize.header("location").unwrap_or("");
+        assert!(location.contains("error=invalid_scope"), "{location}");
+        assert!(location.starts_with(REDIRECT_URI), "{location}");
+
+        let minted = send(
+            fx.gw
+                .admin(Method::POST, "/tyk/oauth/authorize-client")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("{query}&api_id={API_ID}")),
+        )
+        .await;
+        minted.assert_oauth_error(400, "invalid_scope");
+    }
+    let fine = fx
+        .gw
+        .token(
+            LISTEN,
+            Some((CLIENT_ID, CLIENT_SECRET)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "read write"),
+            ],
+        )
+        .await;
+    assert_eq!(fine.status, 200, "{fine:?}");
+    assert_eq!(fine.json["scope"], "read write");
+}
+
+#[tokio::test]
+async fn heads_over_64_kib_are_431_on_both_planes_alike() {
+    let fx = Fixture::start().await;
+    let token = fx.cc_token().await;
+    let data = |size: usize| {
+        fx.gw
+            .data(Method::GET, "/APIID/x")
+            .header("Authorization", format!("Bearer {token}"))
+            .header("X-Padding", "x".repeat(size))
+    };
+    let control = |size: usize| {
+        fx.gw
+            .http
+            .get(fx.gw.control_url("/hello"))
+            .header("X-Padding", "x".repeat(size))
+    };
+    for (plane, request) in [("data", data(100 * 1024)), ("control", control(100 * 1024))] {
+        let reply = send(request).await;
+        assert_eq!(reply.status, 431, "{plane}: {reply:?}");
+        assert!(reply.text.contains("65536 bytes"), "{plane}: {reply:?}");
+    }
+    for (plane, request) in [("data", data(32 * 1024)), ("control", control(32 * 1024))] {
+        let reply = send(request).await;
+        assert_eq!(reply.status, 200, "{plane}: {reply:?}");
+    }
+    assert_still_serving(&fx).await;
+}

@@ -250,6 +250,8 @@ async fn allowed_urls_limit_paths_and_methods() {
         assert_eq!(forwarded, usize::from(status == 200), "{method} {path}");
         if status == 403 {
             assert_forbidden(&reply);
+            let error = reply.json["error"].as_str().unwrap_or("");
+            assert!(error.contains("method on this path"), "{reply:?}");
         }
     }
 
@@ -361,7 +363,9 @@ async fn plain_keys_work_on_auth_token_apis_only() {
     assert_eq!(legacy.status, 200, "{legacy:?}");
     // The policy grants the OAuth API too, but an OAuth API takes only
     // tokens of its authorization server.
-    assert_forbidden(&gw.call("/orders/x", &key).await);
+    let on_oauth = gw.call("/orders/x", &key).await;
+    assert_forbidden(&on_oauth);
+    assert!(on_oauth.text.contains("not keys"), "{on_oauth:?}");
     assert_forbidden(&gw.call("/billing/x", &key).await);
 
     // A key granted by access_rights alone.
@@ -393,7 +397,7 @@ async fn plain_keys_work_on_auth_token_apis_only() {
 
 #[tokio::test]
 async fn a_deleted_key_stops_on_every_node() {
-    let fx = start(policy_doc(&["inventory"], None)).await;
+    let fx = start(policy_doc(&["orders", "inventory"], None)).await;
     let prefix = fx.gw.prefix.clone();
     let node_b = apis(TestGateway::builder(), &fx.upstream.url())
         .configure(move |c| c.redis.key_prefix = prefix)
@@ -425,7 +429,7 @@ async fn a_deleted_key_stops_on_every_node() {
 
 #[tokio::test]
 async fn plain_keys_expire() {
-    let fx = start(policy_doc(&["inventory"], None)).await;
+    let fx = start(policy_doc(&["orders", "inventory"], None)).await;
     let gw = &fx.gw;
     let past = send(gw.admin(Method::POST, "/tyk/keys").json(&json!({
         "org_id": "default", "apply_policies": [POLICY], "expires": unix_now() - 10,

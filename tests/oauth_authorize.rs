@@ -533,7 +533,7 @@ async fn disabled_response_type_is_refused() {
             ("api_id", "codeonly"),
         ])
         .await;
-    assert_eq!(reply.status, 400, "{reply:?}");
+    reply.assert_oauth_error(400, "unsupported_response_type");
     assert!(reply.json.get("access_token").is_none());
 
     let authorize = send(fx.gw.data(
@@ -545,4 +545,34 @@ async fn disabled_response_type_is_refused() {
     let params = params_of(authorize.header("location").unwrap_or(""), false);
     assert_eq!(param(&params, "error"), Some("unsupported_response_type"));
     assert_eq!(param(&params, "state"), Some("q"));
+}
+
+#[tokio::test]
+async fn authorize_client_names_what_is_wrong() {
+    let fx = with_web_client().await;
+    let cases = [
+        (
+            ("web", CB, "magic"),
+            "unsupported_response_type",
+            "response_type",
+        ),
+        (("nobody", CB, "code"), "invalid_request", "client_id"),
+        (
+            ("web", "https://elsewhere.example/cb", "code"),
+            "invalid_request",
+            "redirect_uri",
+        ),
+    ];
+    for ((client_id, redirect_uri, response_type), code, named) in cases {
+        let params = [
+            ("response_type", response_type),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("api_id", API_ID),
+        ];
+        let reply = fx.gw.authorize_client(&params).await;
+        reply.assert_oauth_error(400, code);
+        let description = reply.json["error_description"].as_str().unwrap_or("");
+        assert!(description.contains(named), "names {named}: {reply:?}");
+    }
 }

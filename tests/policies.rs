@@ -53,6 +53,17 @@ async fn admin_json(gw: &TestGateway, method: Method, path: &str, body: &Value) 
     send(gw.admin(method, path).json(body)).await
 }
 
+/// The ids `GET /tyk/policies` lists, in its order.
+async fn listed_policy_ids(gw: &TestGateway) -> Vec<String> {
+    let list = send(gw.admin(Method::GET, "/tyk/policies")).await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let policies = list.json.as_array().cloned().unwrap_or_default();
+    policies
+        .iter()
+        .filter_map(|p| p["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 fn token_of(body: &Value) -> String {
     body["access_token"]
         .as_str()
@@ -298,16 +309,8 @@ async fn policies_admin_api_crud() {
     assert_eq!(read.status, 200, "{read:?}");
     assert_eq!(read.json["tags"], json!(["a"]));
     assert_eq!(read.json["meta_data"], json!({"k": "v"}));
-    let list = send(gw.admin(Method::GET, "/tyk/policies")).await;
-    assert_eq!(list.status, 200, "{list:?}");
-    let ids: Vec<&str> = list
-        .json
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|p| p["id"].as_str())
-        .collect();
-    assert!(ids.contains(&"p-crud"), "{list:?}");
+    let ids = listed_policy_ids(gw).await;
+    assert!(ids.iter().any(|id| id == "p-crud"), "{ids:?}");
 
     // PUT: a body id must match the path (as in Tyk); no id takes the
     // path's.
@@ -531,4 +534,20 @@ async fn a_policy_defined_in_a_file_is_not_silently_shadowed() {
     }
     let token = fx.cc_token().await;
     assert_eq!(gw.call("/APIID/x", &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_policy_from_policy_path_is_read_and_listed() {
+    let fx = Fixture::start().await;
+    let gw = &fx.gw;
+    let path = format!("/tyk/policies/{POLICY_ID}");
+    let read = send(gw.admin(Method::GET, &path)).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.json["id"], POLICY_ID);
+    assert!(read.json["access_rights"][API_ID].is_object(), "{read:?}");
+
+    let stored = policy_doc("stored", &[API_ID], json!({}));
+    let created = admin_json(gw, Method::POST, "/tyk/policies", &stored).await;
+    assert_eq!(created.status, 200, "{created:?}");
+    assert_eq!(listed_policy_ids(gw).await, [POLICY_ID, "stored"]);
 }

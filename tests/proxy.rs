@@ -380,14 +380,7 @@ async fn strip_auth_data_keeps_the_token_from_the_upstream() {
 
 #[tokio::test]
 async fn behaviour1_one_client_in_two_oauth_apis_token_works_on_both() {
-    let fx = Fixture::start_with(|b, up| {
-        b.api_json("second", oauth_api("second", "/second/", &up.url()))
-            .policies_json(policies(&[
-                (POLICY_ID, &[API_ID]),
-                ("both", &[API_ID, "second"]),
-            ]))
-    })
-    .await;
+    let fx = Fixture::start_with_second_api().await;
     let created = fx
         .gw
         .create_client(

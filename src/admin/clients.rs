@@ -2,30 +2,16 @@
 //! Secrets are shown when created or rotated, never again.
 
 use http::{Method, Response, StatusCode};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::client_request::ClientRequest;
 use super::respond::{self, AdminError};
 use super::Call;
 use crate::api::ApiDefinition;
 use crate::app::{Gateway, Trigger};
 use crate::http::Body;
 use crate::oauth::credentials;
-use crate::policy::valid_id;
-use crate::storage::{Catalog, ClientRecord};
-
-/// The client object as Tyk's API accepts it.
-#[derive(Debug, Default, Deserialize)]
-struct ClientRequest {
-    client_id: Option<String>,
-    secret: Option<String>,
-    redirect_uri: Option<String>,
-    redirect_uris: Option<Vec<String>>,
-    api_id: Option<String>,
-    policy_id: Option<String>,
-    meta_data: Option<serde_json::Map<String, Value>>,
-    description: Option<String>,
-}
+use crate::storage::{Catalog, ClientRecord, Write};
 
 pub(super) async fn route(
     call: Call<'_>,
@@ -57,55 +43,72 @@ pub(super) async fn create(
         Err(_) => {
             // The API or policy may have been created through another node a
             // moment ago, before this node heard of it: look again.
-            super::apis::reload_here(gateway, Trigger::AdminCall).await?;
+            super::documents::reload_here(gateway, Trigger::AdminCall).await?;
             target_apis(gateway, api_id, &request)?
         }
     };
-    let client_id = request
-        .client_id
-        .clone()
-        .unwrap_or_else(credentials::random_id);
-    if !valid_id(&client_id) {
-        return Err(AdminError::bad_request(
-            "client_id: use letters, digits, '.', '_' or '-'",
-        ));
-    }
-    for api_id in &api_ids {
-        if gateway
-            .store()
-            .client_app(api_id, &client_id)
-            .await?
-            .is_some()
-        {
-            return Err(AdminError::new(
-                StatusCode::CONFLICT,
-                "client_id already exists",
-            ));
-        }
-    }
-
-    let secret = request
-        .secret
-        .clone()
-        .unwrap_or_else(credentials::random_token);
+    let client_id = request.new_client_id()?;
+    let secret = request.new_secret()?;
+    let separator = &gateway.oauth.settings.redirect_uri_separator;
+    let redirect_uris = request.redirect_uris(separator)?.unwrap_or_default();
     let salt = credentials::random_id();
-    let mut last = None;
-    for api_id in &api_ids {
-        let record = ClientRecord {
+    let records: Vec<ClientRecord> = api_ids
+        .iter()
+        .map(|api_id| ClientRecord {
             client_id: client_id.clone(),
             api_id: api_id.clone(),
-            redirect_uris: redirect_uris(gateway, &request),
+            redirect_uris: redirect_uris.clone(),
             policy_id: request.policy_id.clone(),
             meta_data: request.meta_data.clone().unwrap_or_default(),
             description: request.description.clone().unwrap_or_default(),
             secret_hash: credentials::secret_hash(&secret, &salt),
             secret_salt: salt.clone(),
-        };
-        gateway.store().put_client_app(&record).await?;
-        last = Some(record);
+        })
+        .collect();
+    store_new(gateway, &records).await?;
+    let record = records
+        .last()
+        .ok_or_else(|| AdminError::bad_request("API is not OAuth2"))?;
+    Ok(respond::ok(client_json(gateway, record, Some(&secret))))
+}
+
+/// Stores a new client in each of its APIs, or in none. Each write is a
+/// `SET NX` on the client's own key, so of concurrent creates of one id
+/// exactly one wins; a loser removes what it wrote before it lost.
+async fn store_new(gateway: &Gateway, records: &[ClientRecord]) -> Result<(), AdminError> {
+    for (done, record) in records.iter().enumerate() {
+        let written = gateway.store().put_client_app(record, Write::Create).await;
+        if !matches!(written, Ok(true)) {
+            undo_create(gateway, &records[..done]).await;
+        }
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AdminError::new(
+                    StatusCode::CONFLICT,
+                    "client_id already exists",
+                ))
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
-    let record = last.ok_or_else(|| AdminError::bad_request("API is not OAuth2"))?;
-    Ok(respond::ok(client_json(gateway, &record, Some(&secret))))
+    Ok(())
+}
+
+async fn undo_create(gateway: &Gateway, written: &[ClientRecord]) {
+    for record in written {
+        let kind = Catalog::Clients {
+            api_id: &record.api_id,
+        };
+        if let Err(error) = gateway
+            .store()
+            .delete_document(kind, &record.client_id)
+            .await
+        {
+            tracing::warn!(%error, api.id = %record.api_id, oauth.client_id = %record.client_id,
+                "client app left behind by a failed create");
+        }
+    }
 }
 
 /// The APIs a new client is registered in: the one named, or every OAuth
@@ -128,6 +131,11 @@ fn target_apis(
             .ok_or_else(|| AdminError::bad_request("API doesn't exist"))?;
         if !api.definition.is_oauth() {
             return Err(AdminError::bad_request("API is not OAuth2"));
+        }
+        // As on update: a policy that does not grant the API would leave
+        // the client's tokens without access to it.
+        if let Some(policy_id) = &request.policy_id {
+            check_policy_grants(gateway, policy_id, &api_id)?;
         }
         return Ok(vec![api_id]);
     }
@@ -185,8 +193,8 @@ async fn update(
     }
 
     let policy_changed = request.policy_id.is_some() && client.policy_id != policy_id;
-    if request.redirect_uri.is_some() || request.redirect_uris.is_some() {
-        client.redirect_uris = redirect_uris(gateway, &request);
+    if let Some(uris) = request.redirect_uris(&gateway.oauth.settings.redirect_uri_separator)? {
+        client.redirect_uris = uris;
     }
     if request.policy_id.is_some() {
         client.policy_id = policy_id;
@@ -197,7 +205,7 @@ async fn update(
     if let Some(description) = request.description {
         client.description = description;
     }
-    gateway.store().put_client_app(&client).await?;
+    replace(gateway, &client).await?;
     if policy_changed {
         gateway.oauth.revoke_client_tokens(&client).await?;
     }
@@ -241,7 +249,7 @@ pub(super) async fn rotate(
     let secret = credentials::random_token();
     client.secret_salt = credentials::random_id();
     client.secret_hash = credentials::secret_hash(&secret, &client.secret_salt);
-    gateway.store().put_client_app(&client).await?;
+    replace(gateway, &client).await?;
     Ok(respond::ok(client_json(gateway, &client, Some(&secret))))
 }
 
@@ -253,15 +261,7 @@ pub(super) async fn tokens(
 ) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     existing(gateway, api_id, client_id).await?;
-    let page_param = call.query.as_deref().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "page")
-            .map(|(_, v)| v.into_owned())
-    });
-    let page = page_param.as_deref().map(|p| {
-        let page = p.parse::<i64>().unwrap_or(1);
-        usize::try_from(page).unwrap_or(1).max(1)
-    });
+    let page = page(call.query.as_deref())?;
     let listed = gateway
         .store()
         .client_tokens(api_id, client_id, page)
@@ -285,12 +285,30 @@ pub(super) async fn tokens(
     })))
 }
 
+/// The `page` of a token list: `None` without one, page 1 for zero or
+/// less (as in Tyk). Anything but a whole number is refused rather than
+/// read as page 1.
+fn page(query: Option<&str>) -> Result<Option<usize>, AdminError> {
+    let Some(value) = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "page")
+            .map(|(_, v)| v.into_owned())
+    }) else {
+        return Ok(None);
+    };
+    let page: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| AdminError::bad_request(format!("page: {value:?} is not a whole number")))?;
+    Ok(Some(usize::try_from(page).unwrap_or(1).max(1)))
+}
+
 /// The API if it exists and is OAuth; `Ok(None)` for a non-OAuth API.
 fn oauth_api(gateway: &Gateway, api_id: &str) -> Result<Option<ApiDefinition>, AdminError> {
     let snapshot = gateway.registry.snapshot();
     let api = snapshot
         .get(api_id)
-        .ok_or_else(|| AdminError::not_found("OAuth client not found"))?;
+        .ok_or_else(|| AdminError::not_found("API not found"))?;
     Ok(api.definition.is_oauth().then(|| api.definition.clone()))
 }
 
@@ -299,32 +317,26 @@ pub(super) async fn existing(
     api_id: &str,
     client_id: &str,
 ) -> Result<ClientRecord, AdminError> {
-    let not_found = || AdminError::not_found("OAuth Client ID not found");
-    oauth_api(gateway, api_id)?.ok_or_else(not_found)?;
+    let not_oauth = || AdminError::not_found("API is not OAuth2, so it has no client apps");
+    oauth_api(gateway, api_id)?.ok_or_else(not_oauth)?;
     gateway
         .store()
         .client_app(api_id, client_id)
         .await?
-        .ok_or_else(not_found)
+        .ok_or_else(|| AdminError::not_found("OAuth Client ID not found"))
 }
 
-fn redirect_uris(gateway: &Gateway, request: &ClientRequest) -> Vec<String> {
-    if let Some(list) = &request.redirect_uris {
-        return list.clone();
+/// Writes a changed client back, unless it was deleted meanwhile: a
+/// `SET XX`, so a concurrent delete is never undone.
+async fn replace(gateway: &Gateway, client: &ClientRecord) -> Result<(), AdminError> {
+    if gateway
+        .store()
+        .put_client_app(client, Write::Replace)
+        .await?
+    {
+        return Ok(());
     }
-    let separator = &gateway.oauth.settings.redirect_uri_separator;
-    let Some(joined) = request.redirect_uri.as_deref().filter(|u| !u.is_empty()) else {
-        return Vec::new();
-    };
-    if separator.is_empty() {
-        return vec![joined.to_string()];
-    }
-    joined
-        .split(separator.as_str())
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .collect()
+    Err(AdminError::not_found("OAuth Client ID not found"))
 }
 
 fn client_json(gateway: &Gateway, client: &ClientRecord, secret: Option<&str>) -> Value {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::respond::{self, AdminError};
 use super::Call;
+use crate::app::Gateway;
 use crate::http::Body;
 use crate::oauth::credentials;
 use crate::policy::RateSpec;
@@ -32,7 +33,7 @@ struct KeyRequest {
     meta_data: serde_json::Map<String, Value>,
     #[serde(flatten)]
     limits: RateSpec,
-    /// Unix seconds; zero or negative means the key does not expire.
+    /// Unix seconds; 0 (or Tyk's -1) means the key does not expire.
     #[serde(default)]
     expires: i64,
 }
@@ -64,15 +65,17 @@ async fn save(call: Call<'_>, name: &str, generated: bool) -> Result<Response<Bo
     if name.is_empty() {
         return Err(AdminError::bad_request("key name must not be empty"));
     }
+    check_policies(gateway, &request.apply_policies)?;
     if request.basic_auth_data.is_some() {
         return save_user(gateway, name, request).await;
     }
+    request
+        .limits
+        .check("")
+        .map_err(|error| AdminError::bad_request(error.to_string()))?;
 
     let session = key_session(&request);
-    let ttl_ms = (request.expires > 0).then(|| session.expires_at_ms.saturating_sub(now_ms()));
-    if ttl_ms == Some(0) {
-        return Err(AdminError::bad_request("expires is in the past"));
-    }
+    let ttl_ms = key_ttl(request.expires, &session)?;
     let hash = credentials::token_hash(name);
     gateway
         .store()
@@ -88,6 +91,36 @@ async fn save(call: Call<'_>, name: &str, generated: bool) -> Result<Response<Bo
         credentials::fingerprint(&hash)
     });
     Ok(respond::ok(body))
+}
+
+/// How long Redis keeps a key: `None` for one that never expires (Tyk's
+/// 0, or -1 as its documentation writes it). Another negative number, or a
+/// time in the past, is refused.
+fn key_ttl(expires: i64, session: &Session) -> Result<Option<u64>, AdminError> {
+    if expires == 0 || expires == -1 {
+        return Ok(None);
+    }
+    if expires < 0 {
+        return Err(AdminError::bad_request(
+            "expires: a Unix time in seconds, or 0 (or -1) for a key that never expires",
+        ));
+    }
+    match session.expires_at_ms.saturating_sub(now_ms()) {
+        0 => Err(AdminError::bad_request("expires: the time is in the past")),
+        ttl_ms => Ok(Some(ttl_ms)),
+    }
+}
+
+/// A session naming a policy that does not exist would grant nothing, and
+/// silently: refused instead.
+fn check_policies(gateway: &Gateway, ids: &[String]) -> Result<(), AdminError> {
+    let policies = gateway.policies.current();
+    match ids.iter().find(|id| policies.get(id).is_none()) {
+        Some(unknown) => Err(AdminError::bad_request(format!(
+            "apply_policies: policy {unknown} doesn't exist"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn key_session(request: &KeyRequest) -> Session {
@@ -118,7 +151,7 @@ fn key_session(request: &KeyRequest) -> Session {
 }
 
 async fn save_user(
-    gateway: &crate::app::Gateway,
+    gateway: &Gateway,
     username: &str,
     request: KeyRequest,
 ) -> Result<Response<Body>, AdminError> {

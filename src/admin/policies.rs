@@ -3,9 +3,10 @@
 
 use http::{Method, Response};
 
-use super::apis::reload;
+use super::documents::{self, reload};
 use super::respond::{self, AdminError};
 use super::Call;
+use crate::app::Gateway;
 use crate::cluster::Event;
 use crate::http::Body;
 use crate::policy::Policy;
@@ -25,16 +26,35 @@ pub(super) async fn route(call: Call<'_>, rest: &[&str]) -> Result<Response<Body
     }
 }
 
+/// Every policy: those of `policy_path`, then those stored through this
+/// API (unless a file defines the id, since the file's is the one in
+/// force), by id.
 async fn list(call: &Call<'_>) -> Result<Response<Body>, AdminError> {
-    let documents = call.gateway.store().documents(Catalog::Policies).await?;
-    let values: Vec<serde_json::Value> = documents
-        .iter()
-        .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
+    let policies = call.gateway.policies.current();
+    let mut listed: Vec<(String, serde_json::Value)> = policies
+        .file_policies()
+        .map(|policy| (policy.id.clone(), policy.document.clone()))
         .collect();
-    Ok(respond::ok(serde_json::Value::Array(values)))
+    let stored = call.gateway.store().documents(Catalog::Policies).await?;
+    for (id, bytes) in stored {
+        if policies.file_ids().contains(&id) {
+            continue;
+        }
+        if let Ok(document) = serde_json::from_slice(&bytes) {
+            listed.push((id, document));
+        }
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let documents = listed.into_iter().map(|(_, document)| document).collect();
+    Ok(respond::ok(serde_json::Value::Array(documents)))
 }
 
+/// A policy of `policy_path`, else one stored through this API.
 async fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
+    let policies = call.gateway.policies.current();
+    if let Some(policy) = policies.file_policies().find(|policy| policy.id == id) {
+        return Ok(respond::ok(policy.document.clone()));
+    }
     let document = call
         .gateway
         .store()
@@ -49,10 +69,26 @@ async fn get(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {
 async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>, AdminError> {
     let gateway = call.gateway;
     let bytes = respond::body(call).await?;
-    let policy = Policy::parse(&bytes, None)
-        .or_else(|_| Policy::parse(&bytes, path_id.as_deref()))
+    let (id, document) = submitted(gateway, &bytes, path_id.as_deref())?;
+    let kind = Catalog::Policies;
+    let stored = (id.as_str(), document.as_slice());
+    let action = documents::store(gateway, kind, stored, path_id.as_deref(), "Policy").await?;
+    reload(gateway, Event::PoliciesChanged).await?;
+    Ok(respond::action(&id, action))
+}
+
+/// The id and the document to store, the id filled in; refused when the
+/// policy is invalid or defined in `policy_path`.
+fn submitted(
+    gateway: &Gateway,
+    bytes: &[u8],
+    path_id: Option<&str>,
+) -> Result<(String, Vec<u8>), AdminError> {
+    let policy = Policy::parse(bytes, None)
+        .or_else(|_| Policy::parse(bytes, path_id))
+        .and_then(|policy| policy.check_limits().map(|()| policy))
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
-    if path_id.as_ref().is_some_and(|id| *id != policy.id) {
+    if path_id.is_some_and(|id| id != policy.id) {
         return Err(AdminError::bad_request(
             "id in the body differs from the path",
         ));
@@ -60,33 +96,9 @@ async fn save(call: Call<'_>, path_id: Option<String>) -> Result<Response<Body>,
     if gateway.file_policy_ids().contains(&policy.id) {
         return Err(read_only());
     }
-    let mut document: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|error| AdminError::bad_request(error.to_string()))?;
-    document["id"] = serde_json::Value::String(policy.id.clone());
-
-    let store = gateway.store();
-    let exists = store
-        .document(Catalog::Policies, &policy.id)
-        .await?
-        .is_some();
-    let action = match (&path_id, exists) {
-        (Some(_), false) => return Err(AdminError::not_found("Policy not found")),
-        (Some(_), true) => "modified",
-        (None, true) => {
-            return Err(AdminError::new(
-                http::StatusCode::CONFLICT,
-                "Policy already exists",
-            ))
-        }
-        (None, false) => "added",
-    };
     let bytes =
-        serde_json::to_vec(&document).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    store
-        .put_document(Catalog::Policies, &policy.id, &bytes)
-        .await?;
-    reload(gateway, Event::PoliciesChanged).await?;
-    Ok(respond::action(&policy.id, action))
+        serde_json::to_vec(&policy.document).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    Ok((policy.id, bytes))
 }
 
 async fn delete(call: &Call<'_>, id: &str) -> Result<Response<Body>, AdminError> {

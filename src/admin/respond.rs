@@ -1,7 +1,7 @@
 //! Responses of the control plane: Tyk's `{"status","message"}` envelope,
 //! the admin check and the health answer.
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -14,6 +14,8 @@ use crate::http::{self as web, Body, BodyError, Params};
 pub(crate) struct AdminError {
     pub status: StatusCode,
     pub message: String,
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
 }
 
 // === impl AdminError ===
@@ -23,6 +25,18 @@ impl AdminError {
         Self {
             status,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> Self {
+        let allow = super::methods::allow_header(allowed);
+        Self {
+            allow: Some(allow.clone()),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here; use {allow}"),
+            )
         }
     }
 
@@ -42,10 +56,12 @@ impl AdminError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        web::json(
-            self.status,
-            &json!({"status": "error", "message": self.message}),
-        )
+        let body = json!({"status": "error", "message": self.message});
+        let mut response = web::json(self.status, &body);
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        response
     }
 }
 
@@ -113,12 +129,45 @@ pub(crate) async fn form(call: Call<'_>) -> Result<Params, AdminError> {
     let query = call.query.clone().unwrap_or_default();
     let mut params =
         web::parse_params(query.as_bytes()).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let headers = call.request.headers().clone();
     let bytes = body(call).await?;
-    let form = web::parse_params(&bytes).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let form = form_params(&headers, &bytes)?;
     params
         .merge(form)
         .map_err(|e| AdminError::bad_request(e.to_string()))?;
     Ok(params)
+}
+
+/// Decodes a form body. Another body is refused with 415: read as a form,
+/// a JSON body would only lose its fields and be answered "token is
+/// required". Without a `Content-Type`, a body that opens like JSON is
+/// taken for JSON.
+pub(crate) fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, AdminError> {
+    let media_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let declared_other = media_type
+        .as_deref()
+        .is_some_and(|m| m != "application/x-www-form-urlencoded");
+    let opens_like_json = media_type.is_none()
+        && body
+            .trim_ascii_start()
+            .first()
+            .is_some_and(|b| b"{[".contains(b));
+    if !body.is_empty() && (declared_other || opens_like_json) {
+        return Err(AdminError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be a form (Content-Type: application/x-www-form-urlencoded)",
+        ));
+    }
+    web::parse_params(body).map_err(|e| AdminError::bad_request(e.to_string()))
 }
 
 /// `GET /hello`: 200 while Redis answers and the node is not draining,

@@ -41,18 +41,20 @@ pub async fn authorize_client_for(
         return AdminError::forbidden().into_response();
     }
     let limit = gateway.config.proxy.body_limit();
-    let params = match web::read_body(request.into_body(), limit).await {
-        Ok(bytes) => web::parse_params(&bytes),
+    let (parts, body) = request.into_parts();
+    let params = match web::read_body(body, limit).await {
+        Ok(bytes) => respond::form_params(&parts.headers, &bytes),
         Err(error) => return AdminError::bad_request(error.to_string()).into_response(),
     };
     match params {
         Ok(params) => mint(gateway, api, &params).await,
-        Err(error) => AdminError::bad_request(error.to_string()).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
 async fn mint(gateway: &Gateway, api: &ApiDefinition, params: &Params) -> Response<Body> {
-    match oauth::authorize_client(&gateway.oauth, api, params).await {
+    let policies = gateway.policies.current();
+    match oauth::authorize_client(&gateway.oauth, api, params, &policies).await {
         Ok(body) => respond::ok(body),
         Err(error) => web::json(error.status, &error.body),
     }

@@ -16,7 +16,7 @@ use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -25,8 +25,10 @@ use tracing::{debug, warn};
 
 use super::Body;
 
-/// Largest request head (request line and headers); larger is `431`.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The most bytes of request head (request line and headers) either
+/// listener takes; a larger head is answered 431, alike on the data and the
+/// control plane.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Something that answers requests.
 pub trait Handler: Send + Sync + 'static {
@@ -35,6 +37,12 @@ pub trait Handler: Send + Sync + 'static {
         request: Request<Incoming>,
         peer: Peer,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// A request refused before `call` (a head over the limit), in this
+    /// listener's error shape.
+    fn refusal(&self, status: StatusCode, message: &str) -> Response<Body> {
+        super::json(status, &serde_json::json!({ "error": message }))
+    }
 }
 
 /// The downstream end of a connection.
@@ -83,7 +91,17 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let service = service_fn(move |request| {
             let (handler, peer) = (handler.clone(), peer.clone());
-            async move { Ok::<_, std::convert::Infallible>(handler.call(request, peer).await) }
+            async move {
+                let response = if head_bytes(&request) > MAX_HEADER_BYTES {
+                    let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                    let message =
+                        format!("request line and headers exceed {MAX_HEADER_BYTES} bytes");
+                    handler.refusal(status, &message)
+                } else {
+                    handler.call(request, peer).await
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -109,7 +127,10 @@ fn connection_builder(limits: &ServeLimits) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.read_timeout)
-        .max_header_size(MAX_HEADER_BYTES);
+        // `head_bytes` draws the line, with an error body in the listener's
+        // shape; hyper's own bound, above it, only caps a connection's
+        // memory (it answers a bare 431).
+        .max_header_size(2 * MAX_HEADER_BYTES);
     builder
 }
 
@@ -136,6 +157,23 @@ async fn accept(
     }
 }
 
+/// The size of a request's head as HTTP/1.1 sends it: the request line and
+/// each `name: value` line with its line break.
+fn head_bytes<B>(request: &Request<B>) -> usize {
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + headers
+}
+
 // === impl Peer ===
 
 impl Peer {
@@ -143,5 +181,17 @@ impl Peer {
         let ip = HeaderValue::try_from(addr.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         Self { addr, ip }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_bytes_counts_the_request_line_and_headers() {
+        let request = Request::get("/a").header("x-b", "cd").body(()).unwrap();
+        // "GET /a HTTP/1.1\r\n" and "x-b: cd\r\n"
+        assert_eq!(head_bytes(&request), 3 + 2 + 12 + 3 + 2 + 4);
     }
 }

@@ -11,9 +11,12 @@ use serde_json::json;
 
 use super::credentials::{self, token_hash};
 use super::grants::client_session;
+use super::redirect_uri::check_redirect_uri;
+use super::scope::check_scope;
 use super::{ErrorCode, OAuthError, OAuthServer};
 use crate::api::{ApiDefinition, GrantType, OAuthSettings, ResponseType};
 use crate::http::{self as web, Body, Params};
+use crate::policy::PolicySet;
 use crate::storage::{owner, ClientRecord, CodeRecord};
 
 /// A checked authorization request.
@@ -22,6 +25,14 @@ struct Checked {
     redirect_uri: String,
     redirect_uri_given: bool,
     response_type: ResponseType,
+}
+
+/// Why an authorization request was refused, and where the answer goes.
+enum Refusal {
+    /// About the client or its redirect URI: shown, never redirected.
+    Shown(OAuthError),
+    /// Anything later: back to the validated redirect URI.
+    Redirected { uri: String, error: OAuthError },
 }
 
 /// Why authorize-client refused; answered as JSON with this status.
@@ -72,14 +83,14 @@ impl OAuthServer {
         let raw_query = request.uri().query().unwrap_or("").to_string();
         let params = self.authorize_params(request).await.map_err(shown)?;
 
-        let checked = self.check(api, oauth, &params).await?;
+        let state = params.get("state");
+        let checked = self
+            .check(api, oauth, &params)
+            .await
+            .map_err(|refusal| refusal.into_response(state))?;
         let Some(login) = oauth.auth_login_redirect.as_deref() else {
             let error = OAuthError::new(ErrorCode::ServerError, "no login page is configured");
-            return Err(redirect_error(
-                &checked.redirect_uri,
-                &error,
-                params.get("state"),
-            ));
+            return Err(redirect_error(&checked.redirect_uri, &error, state));
         };
         let location = if method == Method::GET && !raw_query.is_empty() {
             let joiner = if login.contains('?') { '&' } else { '?' };
@@ -105,14 +116,15 @@ impl OAuthServer {
         Ok(params)
     }
 
-    /// Checks client, redirect URI and response type, in that order.
+    /// Checks client, redirect URI, response type, PKCE and scope, in that
+    /// order.
     async fn check(
         &self,
         api: &ApiDefinition,
         oauth: &OAuthSettings,
         params: &Params,
-    ) -> Result<Checked, Response<Body>> {
-        let shown = |error: OAuthError| error.into_response(None);
+    ) -> Result<Checked, Refusal> {
+        let shown = Refusal::Shown;
         let Some(client_id) = params.get("client_id") else {
             return Err(shown(OAuthError::invalid_request("client_id is missing")));
         };
@@ -124,17 +136,46 @@ impl OAuthServer {
             .ok_or_else(|| shown(OAuthError::invalid_request("client_id is unknown")))?;
         let (redirect_uri, given) =
             resolve_redirect_uri(&client, params.get("redirect_uri")).map_err(shown)?;
+        // Registered before such URIs were refused, a `javascript:` URI or
+        // the like must still never be redirected to.
+        check_redirect_uri(&redirect_uri).map_err(|reason| {
+            shown(OAuthError::invalid_request(format!(
+                "the client's registered redirect_uri cannot be used: {reason}"
+            )))
+        })?;
 
-        let state = params.get("state");
-        let failed = |error: OAuthError| redirect_error(&redirect_uri, &error, state);
+        let failed = |error| Refusal::Redirected {
+            uri: redirect_uri.clone(),
+            error,
+        };
         let response_type = response_type(oauth, params).map_err(failed)?;
         check_challenge(params).map_err(failed)?;
+        if let Some(scope) = params.get("scope") {
+            check_scope(scope).map_err(failed)?;
+        }
         Ok(Checked {
             client,
             redirect_uri,
             redirect_uri_given: given,
             response_type,
         })
+    }
+}
+
+// === impl Refusal ===
+
+impl Refusal {
+    fn into_response(self, state: Option<&str>) -> Response<Body> {
+        match self {
+            Self::Shown(error) => error.into_response(None),
+            Self::Redirected { uri, error } => redirect_error(&uri, &error, state),
+        }
+    }
+
+    fn into_error(self) -> OAuthError {
+        match self {
+            Self::Shown(error) | Self::Redirected { error, .. } => error,
+        }
     }
 }
 
@@ -145,27 +186,32 @@ pub async fn authorize_client(
     server: &OAuthServer,
     api: &ApiDefinition,
     params: &Params,
+    policies: &PolicySet,
 ) -> Result<serde_json::Value, AuthorizeClientError> {
-    let refused = |status: StatusCode, error: OAuthError| AuthorizeClientError {
-        status,
-        body: json!({"error": error.code.as_str(), "error_description": error.description}),
-    };
-    let bad = |error| refused(StatusCode::BAD_REQUEST, error);
     let oauth = api
         .oauth()
-        .ok_or_else(|| bad(OAuthError::invalid_request("this API has no OAuth server")))?;
-    let checked = server.check(api, oauth, params).await.map_err(|_| {
-        bad(OAuthError::invalid_request(
-            "client_id, redirect_uri or response_type is invalid",
-        ))
-    })?;
-    let session = session_for(api, &checked.client, params).map_err(bad)?;
-
-    let result = match checked.response_type {
+        .ok_or_else(|| OAuthError::invalid_request("this API has no OAuth server"))?;
+    // The identity server gets the real reason as JSON, whatever it is:
+    // it is the one to fix its call, and nothing is redirected here.
+    let checked = server
+        .check(api, oauth, params)
+        .await
+        .map_err(Refusal::into_error)?;
+    let session = session_for(api, &checked.client, params, policies)?;
+    let issued = match checked.response_type {
         ResponseType::Code => mint_code(server, api, &checked, session, params).await,
         ResponseType::Token => implicit_token(server, &checked, session, params).await,
     };
-    result.map_err(|error| refused(error.code.status(), error))
+    Ok(issued?)
+}
+
+impl From<OAuthError> for AuthorizeClientError {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            status: error.status.unwrap_or(error.code.status()),
+            body: json!({"error": error.code.as_str(), "error_description": error.description}),
+        }
+    }
 }
 
 async fn mint_code(
@@ -227,6 +273,7 @@ fn session_for(
     api: &ApiDefinition,
     client: &ClientRecord,
     params: &Params,
+    policies: &PolicySet,
 ) -> Result<crate::session::Session, OAuthError> {
     let grant = GrantType::AuthorizationCode;
     let mut session = client_session(api, client, grant, params);
@@ -235,6 +282,16 @@ fn session_for(
     };
     let rules: KeyRules = serde_json::from_str(rules)
         .map_err(|_| OAuthError::invalid_request("key_rules is not a JSON session object"))?;
+    // A token naming a policy that does not exist would grant nothing.
+    if let Some(unknown) = rules
+        .apply_policies
+        .iter()
+        .find(|id| policies.get(id).is_none())
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "key_rules.apply_policies: policy {unknown} doesn't exist"
+        )));
+    }
     if !rules.apply_policies.is_empty() {
         session.policies = rules.apply_policies;
     }

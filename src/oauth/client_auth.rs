@@ -72,6 +72,11 @@ pub(crate) async fn authenticate(
     presented: &Presented,
 ) -> Result<ClientRecord, OAuthError> {
     let failed = || OAuthError::invalid_client(presented.via_basic);
+    // No client has an empty secret (they are refused), and an empty body
+    // parameter counts as absent; an empty Basic secret is refused alike.
+    if presented.secret.is_empty() {
+        return Err(failed());
+    }
     let client = store
         .client_app(api_id, &presented.client_id)
         .await?

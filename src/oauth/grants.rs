@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use super::client_auth;
 use super::credentials::{self, token_hash};
 use super::issue::{no_store, Issued};
+use super::scope::check_scope;
 use super::{ErrorCode, OAuthError, OAuthServer};
 use crate::api::{ApiDefinition, GrantType, OAuthSettings};
 use crate::http::{self as web, Body, BodyError, BodyLimit, Params};
@@ -51,6 +52,9 @@ impl OAuthServer {
         let (parts, body) = request.into_parts();
         let params = read_params(&parts.headers, body, self.settings.body_limit).await?;
         let grant = grant_type(oauth, &params)?;
+        if let Some(scope) = params.get("scope") {
+            check_scope(scope)?;
+        }
 
         let presented = client_auth::presented(
             &parts.headers,

@@ -19,7 +19,7 @@ pub enum ProxyError {
     MalformedCredential,
     #[error("token is unknown, expired or revoked")]
     InvalidToken,
-    #[error("session has no access to this api")]
+    #[error("token has no access to this api")]
     Forbidden,
     #[error("version information not found")]
     VersionMissing,
@@ -33,6 +33,12 @@ pub enum ProxyError {
     VersionExpired,
     #[error("access to this API version is not allowed")]
     VersionForbidden,
+    /// A policy grants the API, but not this method on this path.
+    #[error("the token's policy does not allow this method on this path")]
+    PathNotAllowed,
+    /// Plain keys identify no OAuth client.
+    #[error("this api takes access tokens from its OAuth server only, not keys")]
+    KeyOnOAuthApi,
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded")]
@@ -57,6 +63,7 @@ impl ProxyError {
             Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::MalformedCredential => StatusCode::BAD_REQUEST,
             Self::Forbidden | Self::VersionForbidden => StatusCode::FORBIDDEN,
+            Self::PathNotAllowed | Self::KeyOnOAuthApi => StatusCode::FORBIDDEN,
             // Tyk's statuses: 404 only where a base API finds no API for
             // the version.
             Self::VersionMissing | Self::UnknownVersion | Self::VersionExpired => {

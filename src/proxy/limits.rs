@@ -45,7 +45,7 @@ pub(super) fn admit(
     // Tokens of the OAuth server identify a client; plain keys do not and
     // are not accepted on OAuth APIs.
     if api.is_oauth() && session.client_id.is_empty() {
-        return Err(ProxyError::Forbidden);
+        return Err(ProxyError::KeyOnOAuthApi);
     }
     let policies = gateway.policies.current();
     let scope = base_scope(session, token_hash);
@@ -60,7 +60,7 @@ pub(super) fn admit(
             Ok(Admission { limits, scope })
         }
         Decision::VersionDenied => Err(ProxyError::VersionForbidden),
-        Decision::UrlDenied => Err(ProxyError::Forbidden),
+        Decision::UrlDenied => Err(ProxyError::PathNotAllowed),
         Decision::NotGranted => {
             granted_directly(session, access)?;
             let limits = session.limits.unwrap_or(RateSpec::UNLIMITED);

@@ -4,10 +4,16 @@
 //! Each kind has one key per document and a set of ids for listing. The two
 //! writes are not atomic together; a crash between them leaves either an id
 //! without a document (skipped when listing) or a document without an id
-//! (overwritten by the next write of the same id).
+//! (listed again by the next write of the same id).
+//!
+//! Whether a document may be written is decided by the one `SET` on its own
+//! key (`NX` to create, `XX` to replace), so of many concurrent creates of
+//! one id exactly one wins, and an update never brings back a document that
+//! a concurrent delete removed. One key per decision also works on a Redis
+//! Cluster.
 
 use fred::prelude::*;
-use fred::types::Value;
+use fred::types::{SetOptions, Value};
 use serde::{Deserialize, Serialize};
 
 use super::observer::Operation;
@@ -42,6 +48,15 @@ pub struct UserRecord {
     pub meta_data: serde_json::Map<String, serde_json::Value>,
 }
 
+/// How a document may be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Only if no document has this id.
+    Create,
+    /// Only if a document has this id.
+    Replace,
+}
+
 /// The kinds of stored document, to pick their keys.
 #[derive(Clone, Copy, Debug)]
 pub enum Catalog<'a> {
@@ -53,18 +68,30 @@ pub enum Catalog<'a> {
 // === impl Store: documents ===
 
 impl Store {
+    /// Writes a document as `write` allows; false when it did not allow it
+    /// (the id exists on create, or does not on replace).
     pub async fn put_document(
         &self,
         kind: Catalog<'_>,
         id: &str,
         document: &[u8],
-    ) -> Result<(), StorageError> {
+        write: Write,
+    ) -> Result<bool, StorageError> {
         let client = self.client();
         let op = Operation::PutDocument;
-        let set = client.set::<(), _, _>(self.document_key(kind, id), document, None, None, false);
-        self.timed(op, set).await?;
+        let condition = match write {
+            Write::Create => SetOptions::NX,
+            Write::Replace => SetOptions::XX,
+        };
+        let key = self.document_key(kind, id);
+        let set = client.set::<Value, _, _>(key, document, None, Some(condition), false);
+        if self.timed(op, set).await?.is_null() {
+            return Ok(false);
+        }
+        // Also on replace: it puts back an id that a crash left out.
         let sadd = client.sadd::<(), _, _>(self.set_key(kind), id);
-        self.timed(op, sadd).await
+        self.timed(op, sadd).await?;
+        Ok(true)
     }
 
     pub async fn document(
@@ -76,26 +103,29 @@ impl Store {
         self.timed(Operation::Document, get).await
     }
 
+    /// The ids of every document of a kind, unsorted.
+    pub async fn document_ids(&self, kind: Catalog<'_>) -> Result<Vec<String>, StorageError> {
+        let members = self.client().smembers(self.set_key(kind));
+        self.timed(Operation::Documents, members).await
+    }
+
     /// Every document of a kind, sorted by id.
     pub async fn documents(
         &self,
         kind: Catalog<'_>,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let client = self.client();
-        let op = Operation::Documents;
-        let members = client.smembers(self.set_key(kind));
-        let mut ids: Vec<String> = self.timed(op, members).await?;
+        let mut ids = self.document_ids(kind).await?;
         ids.sort();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
 
         // One GET per key in a pipeline: MGET would cross slots on a cluster.
-        let pipe = client.pipeline();
+        let pipe = self.client().pipeline();
         for id in &ids {
             pipe.get::<(), _>(self.document_key(kind, id)).await?;
         }
-        let replies: Vec<Value> = self.timed(op, pipe.all()).await?;
+        let replies: Vec<Value> = self.timed(Operation::Documents, pipe.all()).await?;
         let documents = ids
             .into_iter()
             .zip(replies)
@@ -148,12 +178,18 @@ impl Store {
         Ok(Some(serde_json::from_slice(&bytes)?))
     }
 
-    pub async fn put_client_app(&self, client: &ClientRecord) -> Result<(), StorageError> {
+    /// Writes a client app as `write` allows; see [`Store::put_document`].
+    pub async fn put_client_app(
+        &self,
+        client: &ClientRecord,
+        write: Write,
+    ) -> Result<bool, StorageError> {
         let kind = Catalog::Clients {
             api_id: &client.api_id,
         };
         let bytes = serde_json::to_vec(client)?;
-        self.put_document(kind, &client.client_id, &bytes).await
+        self.put_document(kind, &client.client_id, &bytes, write)
+            .await
     }
 
     pub async fn client_apps(&self, api_id: &str) -> Result<Vec<ClientRecord>, StorageError> {

@@ -82,6 +82,11 @@ impl Keys {
         format!("{}user-orgs:{username}", self.prefix)
     }
 
+    /// The claim on a route: a listen path, after its domain if any.
+    pub(crate) fn route(&self, route: &str) -> String {
+        format!("{}route:{route}", self.prefix)
+    }
+
     pub(crate) fn user(&self, org_id: &str, username: &str) -> String {
         format!("{}user:{org_id}:{username}", self.prefix)
     }

@@ -43,6 +43,7 @@ pub(crate) enum Operation {
     BumpChangeCounter,
     ChangeCounter,
     Publish,
+    RouteClaim,
 }
 
 /// The handles of each operation, for one node.
@@ -54,7 +55,7 @@ pub(crate) struct RedisObserver {
 // === impl Operation ===
 
 impl Operation {
-    const ALL: [Operation; 25] = [
+    const ALL: [Operation; 26] = [
         Self::Ping,
         Self::PutCode,
         Self::ClaimCode,
@@ -80,6 +81,7 @@ impl Operation {
         Self::BumpChangeCounter,
         Self::ChangeCounter,
         Self::Publish,
+        Self::RouteClaim,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Operation {
             Self::BumpChangeCounter => "bump_change_counter",
             Self::ChangeCounter => "change_counter",
             Self::Publish => "publish",
+            Self::RouteClaim => "route_claim",
         }
     }
 }
@@ -172,7 +175,11 @@ mod tests {
     #[test]
     fn operations_are_listed_in_order_with_distinct_names() {
         let last = *Operation::ALL.last().expect("operations");
-        assert_eq!(last as usize, Operation::Publish as usize, "last variant");
+        assert_eq!(
+            last as usize,
+            Operation::RouteClaim as usize,
+            "last variant"
+        );
         let mut names = std::collections::HashSet::new();
         for (index, operation) in Operation::ALL.iter().enumerate() {
             assert_eq!(*operation as usize, index, "{operation:?}");

@@ -198,6 +198,20 @@ impl Fixture {
         }
     }
 
+    /// The fixture plus OAuth API `second` on `/second/` and policy `both`,
+    /// which grants both APIs.
+    pub async fn start_with_second_api() -> Fixture {
+        Self::start_with(|builder, upstream| {
+            builder
+                .api_json("second", oauth_api("second", "/second/", &upstream.url()))
+                .policies_json(policies(&[
+                    (POLICY_ID, &[API_ID]),
+                    ("both", &[API_ID, "second"]),
+                ]))
+        })
+        .await
+    }
+
     /// The fixture client's credentials.
     pub fn client(&self) -> (&'static str, &'static str) {
         (CLIENT_ID, CLIENT_SECRET)

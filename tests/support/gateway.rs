@@ -253,15 +253,15 @@ impl TestGateway {
         .await
     }
 
-    /// Mints an authorization code for `client_id` with `redirect_uri`,
-    /// plus `extra` parameters; asserts 200 and returns the code.
-    pub async fn code(
+    /// Asks authorize-client for a code for `client_id` with
+    /// `redirect_uri`, plus `extra` parameters; returns the reply.
+    pub async fn try_code(
         &self,
         api_id: &str,
         client_id: &str,
         redirect_uri: &str,
         extra: &[(&str, &str)],
-    ) -> String {
+    ) -> Reply {
         let mut params = vec![
             ("response_type", "code"),
             ("client_id", client_id),
@@ -269,7 +269,18 @@ impl TestGateway {
             ("api_id", api_id),
         ];
         params.extend_from_slice(extra);
-        let reply = self.authorize_client(&params).await;
+        self.authorize_client(&params).await
+    }
+
+    /// [`TestGateway::try_code`], asserting 200; returns the code.
+    pub async fn code(
+        &self,
+        api_id: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let reply = self.try_code(api_id, client_id, redirect_uri, extra).await;
         assert_eq!(reply.status, 200, "authorize-client: {reply:?}");
         reply.str("code").to_owned()
     }
@@ -428,6 +439,34 @@ impl fmt::Debug for Reply {
 /// Sends a request and reads the reply.
 pub async fn send(request: RequestBuilder) -> Reply {
     Reply::from(request.send().await.expect("send a request")).await
+}
+
+/// Sends every request at once (lined up behind a barrier, each in its own
+/// task) and returns the replies, in no particular order.
+pub async fn race(requests: Vec<RequestBuilder>) -> Vec<Reply> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for request in requests {
+        let start = start.clone();
+        tasks.spawn(async move {
+            start.wait().await;
+            send(request).await
+        });
+    }
+    let mut replies = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        replies.push(reply.expect("a request task"));
+    }
+    replies
+}
+
+/// The statuses of `replies`, counted: `(status, how many)`, by status.
+pub fn status_counts(replies: &[Reply]) -> Vec<(u16, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for reply in replies {
+        *counts.entry(reply.status.as_u16()).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
 }
 
 /// Sets a `application/x-www-form-urlencoded` body.

@@ -41,7 +41,9 @@ pub mod upstream;
 // Re-exported for `use support::{TestRedis, Upstream, ...}`; each test
 // binary uses a few.
 #[allow(unused_imports)]
-pub use gateway::{form, form_body, join, send, Reply, TestGateway, ADMIN_SECRET};
+pub use gateway::{
+    form, form_body, join, race, send, status_counts, Reply, TestGateway, ADMIN_SECRET,
+};
 #[allow(unused_imports)]
 pub use redis::{Entry, RedisTopology, RedisValue, Resp, RespConn, TestRedis};
 #[allow(unused_imports)]

@@ -1,0 +1,36 @@
+//! `tollgate check-config`, the real binary: what it prints and its exit
+//! status.
+
+use std::process::Command;
+
+/// Runs `tollgate check-config` with only the given environment; returns
+/// the exit status, stdout and stderr.
+fn check_config(env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command.arg("check-config").env_clear();
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("tollgate runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+#[test]
+fn a_misspelt_variable_is_warned_about_and_the_config_still_passes() {
+    let (status, stdout, stderr) = check_config(&[("TOLLGATE_REDIS_URI", "redis://h:1")]);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(stdout.starts_with("config ok:"), "{stdout}");
+    let warning = "warning: TOLLGATE_REDIS_URI: environment variable matches no config key";
+    assert!(stderr.contains(warning), "{stderr}");
+}
+
+#[test]
+fn known_variables_give_no_warning() {
+    let (status, _, stderr) = check_config(&[("TOLLGATE_REDIS_URL", "redis://h:1")]);
+    assert_eq!((status, stderr.as_str()), (Some(0), ""));
+}
