@@ -49,6 +49,8 @@ pub enum Event {
     PoliciesChanged,
     /// A client app was removed or its tokens revoked.
     ClientRevoked { api_id: String, client_id: String },
+    /// A client app was changed (its secret, say); its tokens stay valid.
+    ClientChanged { api_id: String, client_id: String },
     /// These token hashes no longer grant anything.
     TokensRevoked { hashes: Vec<String> },
     /// A grant (a chain of refreshes) was revoked; `hashes` are the access

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod config;

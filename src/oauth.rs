@@ -12,6 +12,7 @@
 
 mod authorize;
 mod client_auth;
+mod clients;
 pub mod credentials;
 mod endpoint;
 mod error;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 pub use authorize::{authorize_client, AuthorizeClientError};
+pub use clients::ClientCache;
 pub use endpoint::Endpoint;
 pub use error::{ErrorCode, OAuthError};
 pub use redirect_uri::check_redirect_uri;
@@ -61,6 +63,7 @@ pub struct OAuthServer {
     pub store: Store,
     pub settings: Settings,
     pub sessions: Arc<SessionCache>,
+    pub clients: ClientCache,
     pub cluster: Cluster,
     pub notifier: Notifier,
     pub metrics: Arc<Metrics>,
@@ -84,10 +87,22 @@ impl OAuthServer {
         });
     }
 
-    /// Drops every cached session of a client, on every node.
+    /// Drops a removed client and every cached session of it, on every
+    /// node.
     pub fn forget_client(&self, api_id: &str, client_id: &str) {
         self.sessions.remove_client(api_id, client_id);
+        self.clients.remove(api_id, client_id);
         self.cluster.publish(&Event::ClientRevoked {
+            api_id: api_id.to_string(),
+            client_id: client_id.to_string(),
+        });
+    }
+
+    /// Drops a changed client (a new secret, say) from every node's cache;
+    /// its tokens stay valid.
+    pub fn forget_client_app(&self, api_id: &str, client_id: &str) {
+        self.clients.remove(api_id, client_id);
+        self.cluster.publish(&Event::ClientChanged {
             api_id: api_id.to_string(),
             client_id: client_id.to_string(),
         });

@@ -4,15 +4,13 @@
 //! The cache keeps sessions for a few seconds only. Revocations made through
 //! this node remove the entry at once.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// Entries beyond this are not cached; lookups then go to Redis.
-const CACHE_CAPACITY: usize = 100_000;
+use crate::cache::TtlCache;
 
 /// What an access token grants. Stored as MessagePack under the token hash.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,18 +47,9 @@ pub struct Session {
     pub expires_at_ms: u64,
 }
 
-/// A short-lived, bounded map from token hash to session.
-///
-/// Every removal bumps an epoch. A session read from Redis is cached only if
-/// no removal happened since the read began, so a revocation that lands
-/// while another request is reading the same token cannot be undone by that
-/// request caching what it read.
+/// Sessions by token hash, for a few seconds (see [`TtlCache`]).
 #[derive(Debug)]
-pub struct SessionCache {
-    ttl: Duration,
-    epoch: AtomicU64,
-    entries: Mutex<HashMap<String, (Instant, Arc<Session>)>>,
-}
+pub struct SessionCache(TtlCache<Arc<Session>>);
 
 // === impl Session ===
 
@@ -109,75 +98,35 @@ impl Session {
 
 impl SessionCache {
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            epoch: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self(TtlCache::new(ttl))
     }
 
     /// Take this before reading a session from Redis; pass it to `insert`.
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.0.epoch()
     }
 
     pub fn get(&self, hash: &str) -> Option<Arc<Session>> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let mut entries = self.lock();
-        match entries.get(hash) {
-            Some((stored, session)) if stored.elapsed() < self.ttl => Some(session.clone()),
-            Some(_) => {
-                entries.remove(hash);
-                None
-            }
-            None => None,
-        }
+        self.0.get(hash)
     }
 
     /// Caches a session read from Redis, unless a removal happened since
     /// `epoch` was taken.
     pub fn insert(&self, hash: &str, session: Arc<Session>, epoch: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.lock();
-        if self.epoch() != epoch {
-            return;
-        }
-        if entries.len() >= CACHE_CAPACITY {
-            let ttl = self.ttl;
-            entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
-            if entries.len() >= CACHE_CAPACITY {
-                return;
-            }
-        }
-        entries.insert(hash.to_string(), (Instant::now(), session));
+        self.0.insert(hash, session, epoch);
     }
 
     pub fn remove(&self, hash: &str) {
-        let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.remove(hash);
+        self.0.remove(hash);
     }
 
     pub fn remove_client(&self, api_id: &str, client_id: &str) {
-        let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, (_, s)| !(s.api_id == api_id && s.client_id == client_id));
+        self.0
+            .remove_where(|s| s.api_id == api_id && s.client_id == client_id);
     }
 
     pub fn clear(&self) {
-        let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Session>)>> {
-        // A panic while holding this lock cannot leave the map inconsistent:
-        // every critical section is a single map operation.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.clear();
     }
 }
 

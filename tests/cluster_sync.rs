@@ -497,6 +497,8 @@ async fn client_deleted_on_one_node_is_refused_by_another_at_once() {
     for token in [&cc, &access, &other] {
         use_token(b, OAUTH_PATH, token).await;
     }
+    // B has the client app cached too, from a token request of its own.
+    cc_token(b, "doomed").await;
 
     let reply = send(a.admin(
         Method::DELETE,
@@ -522,8 +524,55 @@ async fn client_deleted_on_one_node_is_refused_by_another_at_once() {
             && matches!(reply.error(), "invalid_grant" | "invalid_client"),
         "refresh of a deleted client on B: {reply:?}"
     );
+    assert_client_refused_within(b, ("doomed", CLIENT_SECRET), since).await;
     // Another client's token is untouched.
     use_token(b, OAUTH_PATH, &other).await;
+}
+
+/// Polls a client credentials request on `gw` until it is refused with
+/// `invalid_client`, within [`REVOCATION_BOUND`] from `since`.
+async fn assert_client_refused_within(
+    gw: &TestGateway,
+    (id, secret): (&str, &str),
+    since: Instant,
+) {
+    let url = gw.data_url(&format!("{LISTEN}oauth/token"));
+    let form = [("grant_type", "client_credentials")];
+    poll_until(
+        "client credentials of a changed client",
+        since,
+        REVOCATION_BOUND,
+        || gw.http.post(&url).basic_auth(id, Some(secret)).form(&form),
+        |reply| {
+            assert!(matches!(reply.status.as_u16(), 200 | 401), "{reply:?}");
+            reply.status == 401 && reply.error() == "invalid_client"
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secret_rotated_on_one_node_stops_working_on_another_at_once() {
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (cluster.a(), cluster.b());
+    create_client(a, "rotating").await;
+    // B reads the client app, and keeps it.
+    let before = cc_token(b, "rotating").await;
+
+    let reply = send(a.admin(
+        Method::PUT,
+        &format!("/tyk/oauth/clients/{API_ID}/rotating/rotate"),
+    ))
+    .await;
+    assert_eq!(reply.status, 200, "rotate: {reply:?}");
+    let since = Instant::now();
+    assert_client_refused_within(b, ("rotating", CLIENT_SECRET), since).await;
+
+    let secret = reply.str("secret").to_owned();
+    let body = b.client_credentials(LISTEN, "rotating", &secret).await;
+    assert!(body["access_token"].is_string(), "{body}");
+    // Tokens issued before the rotation stay valid.
+    use_token(b, OAUTH_PATH, &before).await;
 }
 
 /// A refresh token presented twice on A revokes its grant (RFC 9700

@@ -328,12 +328,16 @@ pub(super) async fn existing(
 
 /// Writes a changed client back, unless it was deleted meanwhile: a
 /// `SET XX`, so a concurrent delete is never undone.
+/// Stores a changed client, and drops the old one from every node's
+/// cache, so that a rotated secret stops working at once.
 async fn replace(gateway: &Gateway, client: &ClientRecord) -> Result<(), AdminError> {
     if gateway
         .store()
         .put_client_app(client, Write::Replace)
         .await?
     {
+        let oauth = &gateway.oauth;
+        oauth.forget_client_app(&client.api_id, &client.client_id);
         return Ok(());
     }
     Err(AdminError::not_found("OAuth Client ID not found"))

@@ -9,7 +9,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http as web;
 use crate::metrics::Metrics;
-use crate::oauth::{OAuthServer, Settings};
+use crate::oauth::{ClientCache, OAuthServer, Settings};
 use crate::policy::Policies;
 use crate::proxy::Upstreams;
 use crate::session::SessionCache;
@@ -54,6 +54,7 @@ impl Gateway {
             store,
             settings: oauth_settings(&config),
             sessions,
+            clients: ClientCache::new(config.session_cache_ttl),
             cluster,
             notifier: Notifier::start(
                 webhook_settings(&config),

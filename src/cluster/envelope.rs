@@ -121,6 +121,10 @@ mod tests {
                 api_id: "orders".into(),
             },
             Event::PoliciesChanged,
+            Event::ClientChanged {
+                api_id: "a".into(),
+                client_id: "c".into(),
+            },
             Event::ClientRevoked {
                 api_id: "orders".into(),
                 client_id: "c1".into(),

@@ -83,7 +83,13 @@ fn apply(gateway: &Gateway, reloads: &ReloadRequests, event: Event) {
                 sessions.remove(hash);
             }
         }
-        Event::ClientRevoked { api_id, client_id } => sessions.remove_client(&api_id, &client_id),
+        Event::ClientRevoked { api_id, client_id } => {
+            sessions.remove_client(&api_id, &client_id);
+            gateway.oauth.clients.remove(&api_id, &client_id);
+        }
+        Event::ClientChanged { api_id, client_id } => {
+            gateway.oauth.clients.remove(&api_id, &client_id);
+        }
         Event::ApisChanged | Event::ApiRemoved { .. } | Event::PoliciesChanged | Event::Reload => {
             reloads.request(Trigger::ClusterEvent)
         }
@@ -130,6 +136,7 @@ async fn reload_loop(gateway: Arc<Gateway>, requests: Arc<ReloadRequests>) {
         let counter = store.change_counter().await.ok();
         if requests.clear_sessions.swap(false, Ordering::AcqRel) {
             gateway.oauth.sessions.clear();
+            gateway.oauth.clients.clear();
         }
         // The reload logs how it went.
         let reloaded = gateway.reload(why).await;

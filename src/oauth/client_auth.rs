@@ -4,11 +4,14 @@
 //! HTTP Basic (id and secret form-decoded, section 2.3.1) or `client_id` and
 //! `client_secret` in the body; a request must not use both.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::{header, HeaderMap};
 
 use super::credentials;
+use super::ClientCache;
 use super::OAuthError;
 use crate::http::Params;
 use crate::storage::{ClientRecord, Store};
@@ -67,18 +70,19 @@ pub(crate) fn presented(
 
 /// Looks the client up in this API and checks its secret.
 pub(crate) async fn authenticate(
-    store: &Store,
+    clients: (&ClientCache, &Store),
     api_id: &str,
     presented: &Presented,
-) -> Result<ClientRecord, OAuthError> {
+) -> Result<Arc<ClientRecord>, OAuthError> {
     let failed = || OAuthError::invalid_client(presented.via_basic);
     // No client has an empty secret (they are refused), and an empty body
     // parameter counts as absent; an empty Basic secret is refused alike.
     if presented.secret.is_empty() {
         return Err(failed());
     }
-    let client = store
-        .client_app(api_id, &presented.client_id)
+    let (cache, store) = clients;
+    let client = cache
+        .get(store, api_id, &presented.client_id)
         .await?
         .ok_or_else(failed)?;
     let matches = |secret: &str| {

@@ -61,7 +61,8 @@ impl OAuthServer {
             &params,
             self.settings.accept_duplicate_client_auth,
         )?;
-        let client = client_auth::authenticate(&self.store, &api.id, &presented).await?;
+        let client =
+            client_auth::authenticate((&self.clients, &self.store), &api.id, &presented).await?;
         let issued = match grant {
             GrantType::ClientCredentials => self.client_credentials(api, &client, &params).await,
             GrantType::Password => self.password(api, oauth, &client, &params).await,

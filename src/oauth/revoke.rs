@@ -48,7 +48,8 @@ impl OAuthServer {
         let params = read_params(&parts.headers, body, self.settings.body_limit).await?;
         let accept_duplicate = self.settings.accept_duplicate_client_auth;
         let presented = client_auth::presented(&parts.headers, &params, accept_duplicate)?;
-        let client = client_auth::authenticate(&self.store, &api.id, &presented).await?;
+        let client =
+            client_auth::authenticate((&self.clients, &self.store), &api.id, &presented).await?;
         if all {
             return self.revoke_client_tokens(&client).await;
         }

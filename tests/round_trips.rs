@@ -1,7 +1,8 @@
-//! What the rate limit and quota cost on the request path: a request with
-//! a cached token makes one Redis round trip at most (the limit check), and
+//! What requests cost in Redis round trips (design section 9): a proxied
+//! request with a cached token makes one at most (the limit check), and
 //! concurrent requests of one client, whose checks may share a round trip,
-//! still meet the limits exactly (design sections 7 and 9).
+//! still meet the limits exactly; a client credentials token of a client
+//! the node has seen recently costs one (the pipelined write).
 
 mod support;
 
@@ -94,4 +95,20 @@ async fn concurrent_requests_of_one_client_meet_the_limits_exactly() {
     assert_eq!(remaining, (0..20).collect::<Vec<u64>>());
     let checks = round_trips(gw, "check_limits").await - checks;
     assert!((1..=60).contains(&checks), "{checks} round trips");
+}
+
+#[tokio::test]
+async fn a_client_credentials_token_costs_one_round_trip() {
+    let limits = json!({"quota_max": -1});
+    let fx = start(limits).await;
+    // The first request reads the client app; the node keeps it.
+    fx.cc_token().await;
+
+    let reads = round_trips(&fx.gw, "document").await;
+    let writes = round_trips(&fx.gw, "issue_tokens").await;
+    for _ in 0..5 {
+        fx.cc_token().await;
+    }
+    assert_eq!(round_trips(&fx.gw, "document").await, reads, "no client read");
+    assert_eq!(round_trips(&fx.gw, "issue_tokens").await - writes, 5);
 }
