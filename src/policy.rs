@@ -6,12 +6,13 @@
 //! globally or per API. Tyk fields not listed here are kept in the stored
 //! document and ignored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use hashbrown::HashMap;
 use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -8,11 +8,11 @@
 //! first, in an index by listen path: its cost grows with the depth of the
 //! path, not with the number of APIs.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use hashbrown::HashMap;
 
 use super::ApiDefinition;
 

@@ -33,7 +33,7 @@ pub fn token_hash(token: &str) -> String {
     let mut hex = [0u8; 64];
     let digest = Sha256::digest(token.as_bytes());
     match hex::encode_to_slice(digest, &mut hex) {
-        Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
+        Ok(()) => std::str::from_utf8(&hex).map_or_else(|_| hex::encode(digest), str::to_owned),
         Err(_) => hex::encode(digest),
     }
 }

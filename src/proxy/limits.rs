@@ -124,18 +124,15 @@ fn base_scope(session: &Session, token_hash: &str) -> String {
 
 impl LimitHeaders {
     fn new(spec: &RateSpec, allowance: &Allowance) -> Self {
-        let (limit, remaining, reset_ms) = match allowance.quota_remaining {
-            Some(remaining) => (spec.quota_max as f64, remaining, allowance.quota_reset_ms),
-            None => (
-                spec.rate,
-                allowance.rate_remaining.unwrap_or(0),
-                allowance.rate_reset_ms,
-            ),
+        let limit = if spec.has_quota() {
+            spec.quota_max as f64
+        } else {
+            spec.rate
         };
         Self {
             limit: limit.max(0.0) as u64,
-            remaining,
-            reset_unix_secs: (now_ms() + reset_ms).div_ceil(1000),
+            remaining: allowance.remaining,
+            reset_unix_secs: (now_ms() + allowance.reset_ms).div_ceil(1000),
         }
     }
 

@@ -39,25 +39,28 @@ end
 local interval = 0
 if rate > 0 then interval = per / rate end
 
+-- Two numbers a request: -1 and the wait when rate limited, -2 and the
+-- wait when the quota is used up; else what is left and when it is whole
+-- again, of the quota when one applies, else of the rate limit.
 local out, changed = {}, false
 for i = 1, count do
-  local verdict, wait = 2, 0
+  local first, second
   if rate > 0 and tat + interval - now > per then
-    verdict, wait = 0, math.ceil(tat + interval - per - now)
+    first, second = -1, math.ceil(tat + interval - per - now)
   elseif quota_max >= 0 and used >= quota_max then
-    verdict, wait = 1, reset - now
+    first, second = -2, reset - now
   else
     tat = tat + interval
-    if quota_max >= 0 then used = used + 1 end
     changed = true
+    if quota_max >= 0 then
+      used = used + 1
+      first, second = quota_max - used, math.max(reset - now, 0)
+    else
+      first = math.floor((now + per - tat) / interval + 1e-9)
+      second = math.ceil(tat - now)
+    end
   end
-  local quota_left, rate_left = -1, -1
-  if quota_max >= 0 then quota_left = quota_max - used end
-  if rate > 0 then rate_left = math.floor((now + per - tat) / interval + 1e-9) end
-  local n = #out
-  out[n + 1], out[n + 2] = verdict, wait
-  out[n + 3], out[n + 4] = quota_left, math.max(reset - now, 0)
-  out[n + 5], out[n + 6] = rate_left, math.ceil(tat - now)
+  out[2 * i - 1], out[2 * i] = first, second
 end
 
 if changed then
@@ -92,22 +95,19 @@ pub enum LimitOutcome {
     QuotaExceeded { retry_after_ms: u64 },
 }
 
-/// The counters after an allowed request.
+/// The counters after an allowed request: the quota's when a quota
+/// applies, else the rate limit's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Allowance {
-    /// Quota left, when a quota applies.
-    pub quota_remaining: Option<u64>,
-    /// Milliseconds until the quota renews.
-    pub quota_reset_ms: u64,
-    /// Requests the rate limit would let through right now, when one
-    /// applies.
-    pub rate_remaining: Option<u64>,
-    /// Milliseconds until the rate limit's whole burst is available again.
-    pub rate_reset_ms: u64,
+    /// Requests left: of the quota, or of the rate limit's burst.
+    pub remaining: u64,
+    /// Milliseconds until the quota renews, or until the whole burst is
+    /// available again.
+    pub reset_ms: u64,
 }
 
 /// Values the script returns for each request it counted.
-const REPLY_WIDTH: usize = 6;
+const REPLY_WIDTH: usize = 2;
 
 // === impl Limits ===
 
@@ -157,22 +157,16 @@ impl Store {
 }
 
 fn parse_outcome(reply: &[i64]) -> Result<LimitOutcome, StorageError> {
-    let &[verdict, wait, quota_left, quota_reset, rate_left, rate_reset] = reply else {
+    let &[first, second] = reply else {
         return Err(StorageError::Reply("limits script"));
     };
-    let wait = wait.max(0) as u64;
-    Ok(match verdict {
-        0 => LimitOutcome::RateLimited {
-            retry_after_ms: wait,
-        },
-        1 => LimitOutcome::QuotaExceeded {
-            retry_after_ms: wait,
-        },
-        _ => LimitOutcome::Allowed(Allowance {
-            quota_remaining: u64::try_from(quota_left).ok(),
-            quota_reset_ms: quota_reset.max(0) as u64,
-            rate_remaining: u64::try_from(rate_left).ok(),
-            rate_reset_ms: rate_reset.max(0) as u64,
+    let ms = second.max(0) as u64;
+    Ok(match first {
+        -1 => LimitOutcome::RateLimited { retry_after_ms: ms },
+        -2 => LimitOutcome::QuotaExceeded { retry_after_ms: ms },
+        left => LimitOutcome::Allowed(Allowance {
+            remaining: left.max(0) as u64,
+            reset_ms: ms,
         }),
     })
 }
@@ -184,18 +178,22 @@ mod tests {
     #[test]
     fn replies_map_to_outcomes() {
         assert_eq!(
-            parse_outcome(&[0, 1500, -1, 0, 0, 2000]).unwrap(),
+            parse_outcome(&[-1, 1500]).unwrap(),
             LimitOutcome::RateLimited {
                 retry_after_ms: 1500
             }
         );
         assert_eq!(
-            parse_outcome(&[2, 0, -1, 0, 4, 800]).unwrap(),
+            parse_outcome(&[-2, 60_000]).unwrap(),
+            LimitOutcome::QuotaExceeded {
+                retry_after_ms: 60_000
+            }
+        );
+        assert_eq!(
+            parse_outcome(&[4, 800]).unwrap(),
             LimitOutcome::Allowed(Allowance {
-                quota_remaining: None,
-                quota_reset_ms: 0,
-                rate_remaining: Some(4),
-                rate_reset_ms: 800,
+                remaining: 4,
+                reset_ms: 800,
             })
         );
         assert!(parse_outcome(&[2]).is_err());

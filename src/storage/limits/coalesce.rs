@@ -10,10 +10,10 @@
 //! A batch is driven by a task of its own, so a request whose connection
 //! goes away cannot strand the requests waiting behind it.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use hashbrown::hash_map::Entry;
+use hashbrown::HashMap;
 use tokio::sync::oneshot;
 
 use super::{LimitOutcome, Limits};
