@@ -59,7 +59,9 @@ impl DataPlane {
         if api.definition.is_oauth() {
             let rest = rest_of(request.uri().path(), matched);
             if let Some(endpoint) = Endpoint::from_rest(rest) {
-                return self.oauth_endpoint(&api, endpoint, request).await;
+                // Boxed: the endpoints' futures are large, and would
+                // otherwise be moved with every proxied request's future.
+                return Box::pin(self.oauth_endpoint(&api, endpoint, request)).await;
             }
         }
         let credential = &api.definition.credential;

@@ -93,7 +93,9 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect(&upstream).await?;
+        // Boxed: connecting (TLS included) is rare next to reuse, and its
+        // future would otherwise enlarge every request's.
+        let mut sender = Box::pin(self.connect(&upstream)).await?;
         let response = sender.send_request(request).await?;
         Ok(self.releasing(upstream, sender, response))
     }
