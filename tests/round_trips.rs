@@ -109,6 +109,10 @@ async fn a_client_credentials_token_costs_one_round_trip() {
     for _ in 0..5 {
         fx.cc_token().await;
     }
-    assert_eq!(round_trips(&fx.gw, "document").await, reads, "no client read");
+    assert_eq!(
+        round_trips(&fx.gw, "document").await,
+        reads,
+        "no client read"
+    );
     assert_eq!(round_trips(&fx.gw, "issue_tokens").await - writes, 5);
 }
