@@ -86,6 +86,16 @@ impl Coalescer {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Checks of `key` queued so far, up to what a batch may add.
+    fn take_queued(&self, key: &BatchKey, room: usize) -> Vec<Waiter> {
+        let mut waiting = self.lock();
+        let Some(queued) = waiting.get_mut(key) else {
+            return Vec::new();
+        };
+        let take = queued.len().min(room);
+        queued.drain(..take).collect()
+    }
+
     /// The next batch of `key`, or `None` after removing its entry when
     /// nobody waits.
     fn next_batch(&self, key: &BatchKey) -> Option<Vec<Waiter>> {
@@ -109,6 +119,12 @@ async fn drive(store: Store, key: BatchKey, mut batch: Vec<Waiter>) {
     };
     let limits = key.limits();
     loop {
+        // Requests whose bytes arrived in this turn of the event loop are
+        // parsed before the batch leaves, so they join it instead of
+        // waiting a whole round trip for the next one.
+        tokio::task::yield_now().await;
+        let room = MAX_BATCH - batch.len();
+        batch.extend(store.limit_batches.take_queued(&key, room));
         // Boxed: the Redis call's future is large, and this task's future
         // is moved into the runtime at every spawn.
         let counted = Box::pin(store.count_requests(&key.scope, &limits, batch.len())).await;
