@@ -150,15 +150,21 @@ impl Store {
 // === impl Store: access tokens ===
 
 impl Store {
-    /// Stores new tokens in one pipelined round trip.
+    /// Stores new tokens: one pipelined round trip, and a second one for
+    /// the grant record when the tokens belong to a grant.
+    ///
+    /// The tokens are written before the grant record, and the grant
+    /// record only where the grant is not revoked. A concurrent revocation
+    /// of the grant then either comes first, and this call removes the new
+    /// tokens itself, or comes after, and finds them in the grant record:
+    /// either way no token of a revoked grant survives, in any order the
+    /// commands of a Redis Cluster's nodes run.
     pub async fn issue(&self, new: &NewTokens<'_>) -> Result<IssuedTokens, StorageError> {
         let session = new.session;
         let now = now_ms();
         let access_ttl = session.expires_at_ms.saturating_sub(now).max(1);
         let pipe = self.client().pipeline();
 
-        // The grant check goes first so that its reply is always the first.
-        let grant_queued = self.queue_grant(&pipe, new, now).await?;
         let access_key = self.keys.access(new.access_hash);
         let expire = Some(Expiration::PX(access_ttl as i64));
         pipe.set::<(), _, _>(&access_key, records::encode(session)?, expire, None, false)
@@ -173,10 +179,9 @@ impl Store {
         if let Some(refresh) = &new.refresh {
             self.queue_refresh(&pipe, new, refresh).await?;
         }
+        let _: Vec<Value> = self.timed(Operation::IssueTokens, pipe.all()).await?;
 
-        let replies: Vec<Value> = self.timed(Operation::IssueTokens, pipe.all()).await?;
-        let revoked = grant_queued && replies.first().and_then(Value::as_i64) == Some(0);
-        if revoked {
+        if !self.store_grant(new, now).await? {
             self.remove_new_tokens(new).await?;
             return Ok(IssuedTokens::GrantRevoked);
         }
@@ -339,16 +344,12 @@ impl Store {
         Ok(())
     }
 
-    /// Queues the grant record write, when the session has a grant.
-    async fn queue_grant(
-        &self,
-        pipe: &Pipeline<Client>,
-        new: &NewTokens<'_>,
-        now: u64,
-    ) -> Result<bool, StorageError> {
+    /// Writes the grant record of new tokens, when they belong to a grant;
+    /// `false` when the grant was revoked before.
+    async fn store_grant(&self, new: &NewTokens<'_>, now: u64) -> Result<bool, StorageError> {
         let session = new.session;
         let Some(grant_id) = &session.grant_id else {
-            return Ok(false);
+            return Ok(true);
         };
         let grant = GrantRecord {
             api_id: session.api_id.clone(),
@@ -357,6 +358,7 @@ impl Store {
             refresh_hash: new.refresh.as_ref().map(|r| r.hash.to_string()),
         };
         let ttl = new.grant_ttl_ms.max(1);
+        let pipe = self.client().pipeline();
         // Pipelines have no EVAL method of their own; send it as a command.
         let eval = CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false);
         let args: Vec<Value> = vec![
@@ -381,7 +383,8 @@ impl Store {
         .await?;
         pipe.zremrangebyscore::<(), _, _, _>(&index, f64::NEG_INFINITY, lapsed_bound(now))
             .await?;
-        Ok(true)
+        let replies: Vec<Value> = self.timed(Operation::IssueTokens, pipe.all()).await?;
+        Ok(replies.first().and_then(Value::as_i64) != Some(0))
     }
 
     async fn remove_new_tokens(&self, new: &NewTokens<'_>) -> Result<(), StorageError> {
