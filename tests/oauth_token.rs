@@ -830,3 +830,33 @@ async fn forced_error_status_applies_to_every_oauth_error() {
         .await;
     assert!(ok["access_token"].is_string());
 }
+
+#[tokio::test]
+async fn a_refresh_asking_for_more_scope_is_refused_and_keeps_the_grant() {
+    let fx = Fixture::start().await;
+    let client = fx.client();
+    let code = fx
+        .gw
+        .code(API_ID, CLIENT_ID, REDIRECT_URI, &[("scope", "read")])
+        .await;
+    let tokens = fx
+        .gw
+        .exchange_code(LISTEN, client, &code, Some(REDIRECT_URI))
+        .await;
+    assert_eq!(tokens.json["scope"], "read", "{tokens:?}");
+    let (access, refresh) = (tokens.str("access_token"), tokens.str("refresh_token"));
+
+    let wider = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh),
+        ("scope", "read write"),
+    ];
+    let refused = fx.gw.token(LISTEN, Some(client), &wider).await;
+    refused.assert_oauth_error(400, "invalid_scope");
+
+    // The refresh token was not used up and the grant lives on.
+    assert_eq!(fx.gw.call("/APIID/x", access).await.status, 200);
+    let renewed = fx.gw.refresh(LISTEN, client, refresh).await;
+    assert_eq!(renewed.status, 200, "{renewed:?}");
+    assert_eq!(renewed.json["scope"], "read");
+}

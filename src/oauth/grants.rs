@@ -218,7 +218,11 @@ impl OAuthServer {
             return Err(OAuthError::invalid_request("refresh_token is missing"));
         };
         let owner = owner(&api.id, &client.client_id);
-        let record = match self.store.claim_refresh(&token_hash(token), &owner).await? {
+        let hash = token_hash(token);
+        if let Some(requested) = params.get("scope") {
+            self.check_refresh_scope(&hash, &owner, requested).await?;
+        }
+        let record = match self.store.claim_refresh(&hash, &owner).await? {
             Claimed::Live(record) => record,
             Claimed::Used(record) => {
                 // RFC 9700 section 4.14.2: a refresh token presented twice
@@ -240,6 +244,23 @@ impl OAuthServer {
             session.scope = Some(narrowed_scope(session.scope.as_deref(), requested)?);
         }
         self.issue(session, true, Some(&record.access_hash)).await
+    }
+
+    /// Refuses a scope the grant does not cover before the refresh token
+    /// is used, so that a client's mistake does not cost it the grant.
+    async fn check_refresh_scope(
+        &self,
+        hash: &str,
+        owner: &str,
+        requested: &str,
+    ) -> Result<(), OAuthError> {
+        let Some((record_owner, live, record)) = self.store.refresh_record(hash).await? else {
+            return Ok(());
+        };
+        if live && record_owner == owner {
+            narrowed_scope(record.session.scope.as_deref(), requested)?;
+        }
+        Ok(())
     }
 
     /// Ends a grant family and forgets its cached session.
