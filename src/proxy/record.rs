@@ -130,16 +130,31 @@ fn tags(api: &ApiDefinition, seen: &Seen, policies: &PolicySet) -> Vec<String> {
     tags
 }
 
-/// The path and the query, less the credential's query parameter.
+/// The path and the query, less the credential's query parameter and any
+/// RFC 6750 `access_token` parameter, which is a bearer token whether the
+/// API reads it or not.
 fn path_and_query(path: &str, query: Option<&str>, credential: &CredentialSource) -> String {
-    let kept = match (query, &credential.query) {
-        (Some(query), Some(name)) => query_without(query, name),
-        (query, None) => query.map(str::to_string),
-        (None, _) => None,
-    };
+    let mut kept = query.map(str::to_string);
+    let names = credential.query.iter().map(String::as_str);
+    for name in names.chain([BEARER_QUERY_PARAM]) {
+        kept = kept.and_then(|query| without_param(&query, name));
+    }
     match kept {
         Some(query) if !query.is_empty() => format!("{path}?{query}"),
         _ => path.to_string(),
+    }
+}
+
+/// The query parameter of RFC 6750 section 2.3.
+const BEARER_QUERY_PARAM: &str = "access_token";
+
+/// `query` less the parameter `name`; as it was when it has none.
+fn without_param(query: &str, name: &str) -> Option<String> {
+    let present = form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == name);
+    if present {
+        query_without(query, name)
+    } else {
+        Some(query.to_string())
     }
 }
 
@@ -169,6 +184,21 @@ mod tests {
 
         let request = Request::get("/x?access_token=SECRET").body(()).unwrap();
         assert_eq!(begin_with(&request, &source()).raw_path, "/x");
+    }
+
+    #[test]
+    fn a_bearer_token_in_the_query_is_not_recorded_on_any_api() {
+        let header_only = CredentialSource {
+            header: Some("Authorization".into()),
+            query: None,
+            cookie: None,
+        };
+        let request = Request::get("/x?b=%20&access_token=SECRET").body(());
+        let record = begin_with(&request.unwrap(), &header_only);
+        assert_eq!(record.raw_path, "/x?b=+");
+
+        let request = Request::get("/x?b=%20").body(()).unwrap();
+        assert_eq!(begin_with(&request, &header_only).raw_path, "/x?b=%20");
     }
 
     #[test]
