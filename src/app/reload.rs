@@ -119,7 +119,8 @@ impl Gateway {
                 Err(error) => error!(api.id = %id, %error, "stored api definition skipped"),
             }
         }
-        Ok(Snapshot::new(without_route_conflicts(apis)))
+        let serving = self.registry.snapshot();
+        Ok(Snapshot::new(without_route_conflicts(apis, &serving)))
     }
 
     /// Policy ids defined in `policy_path`, which the admin API may not
@@ -173,10 +174,21 @@ fn log_kept_policies(error: &PolicyError) {
     }
 }
 
-/// Drops every routed API whose listen path and domain an earlier one
-/// already serves: files come first, so a stored definition can never take
-/// over a path that a file protects.
-fn without_route_conflicts(apis: Vec<LoadedApi>) -> Vec<LoadedApi> {
+/// Drops every routed API whose listen path and domain another one
+/// serves. Files come first, so a stored definition can never take over a
+/// path that a file protects; among definitions of one kind, the API
+/// serving the path now keeps it, so a new file cannot take over a path
+/// from under running traffic.
+fn without_route_conflicts(mut apis: Vec<LoadedApi>, serving: &Snapshot) -> Vec<LoadedApi> {
+    let newcomer = |api: &LoadedApi| {
+        let incumbent = serving.get(&api.definition.id).is_some_and(|now| {
+            now.definition.is_routed() && route_key(&now.definition) == route_key(&api.definition)
+        });
+        (matches!(api.source, ApiSource::Store), !incumbent)
+    };
+    // Stable: otherwise the order of the files decides.
+    apis.sort_by_key(newcomer);
+
     let mut served: HashMap<(Option<String>, String), String> = HashMap::new();
     let mut kept = Vec::with_capacity(apis.len());
     for api in apis {
@@ -228,9 +240,24 @@ mod tests {
     #[test]
     fn an_internal_api_takes_no_listen_path() {
         let apis = [api("child", true), api("public", false), api("late", false)];
-        let kept = without_route_conflicts(apis.into());
+        let kept = without_route_conflicts(apis.into(), &Snapshot::new(Vec::new()));
         let ids: Vec<_> = kept.iter().map(|a| a.definition.id.as_str()).collect();
         assert_eq!(ids, ["child", "public"]);
+    }
+
+    #[test]
+    fn the_api_serving_a_path_keeps_it_against_a_newer_definition() {
+        let serving = Snapshot::new(vec![api("late", false)]);
+        let apis = [api("early", false), api("late", false)];
+        let kept = without_route_conflicts(apis.into(), &serving);
+        let ids: Vec<_> = kept.iter().map(|a| a.definition.id.as_str()).collect();
+        assert_eq!(ids, ["late"]);
+
+        let mut file = api("early", false);
+        file.source = ApiSource::File("early.json".into());
+        let kept = without_route_conflicts(vec![api("late", false), file], &serving);
+        let ids: Vec<_> = kept.iter().map(|a| a.definition.id.as_str()).collect();
+        assert_eq!(ids, ["early"], "a file comes before a stored definition");
     }
 
     #[tokio::test(start_paused = true)]
