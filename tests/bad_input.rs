@@ -439,6 +439,26 @@ async fn scopes_outside_rfc_6749_are_invalid_scope_everywhere() {
 }
 
 #[tokio::test]
+async fn more_than_100_header_fields_are_431() {
+    let fx = Fixture::start().await;
+    let token = fx.cc_token().await;
+    let with_fields = |count: usize| {
+        let mut request = fx
+            .gw
+            .data(Method::GET, "/APIID/x")
+            .header("Authorization", format!("Bearer {token}"));
+        for n in 0..count {
+            request = request.header(format!("X-Field-{n}"), "v");
+        }
+        request
+    };
+    // Room is left for the fields the client and the proxy add.
+    assert_eq!(send(with_fields(80)).await.status, 200);
+    assert_eq!(send(with_fields(101)).await.status, 431);
+    assert_still_serving(&fx).await;
+}
+
+#[tokio::test]
 async fn heads_over_64_kib_are_431_on_both_planes_alike() {
     let fx = Fixture::start().await;
     let token = fx.cc_token().await;
