@@ -860,3 +860,28 @@ async fn a_refresh_asking_for_more_scope_is_refused_and_keeps_the_grant() {
     assert_eq!(renewed.status, 200, "{renewed:?}");
     assert_eq!(renewed.json["scope"], "read");
 }
+
+#[tokio::test]
+async fn a_failed_exchange_spends_the_code_and_the_retry_says_so_truly() {
+    let fx = Fixture::start().await;
+    let client = fx.client();
+    let code = fx.gw.code(API_ID, CLIENT_ID, REDIRECT_URI, &[]).await;
+    let wrong = "http://127.0.0.1:9/elsewhere";
+    let failed = fx
+        .gw
+        .exchange_code(LISTEN, client, &code, Some(wrong))
+        .await;
+    failed.assert_oauth_error(400, "invalid_grant");
+
+    let retry = fx
+        .gw
+        .exchange_code(LISTEN, client, &code, Some(REDIRECT_URI))
+        .await;
+    retry.assert_oauth_error(400, "invalid_grant");
+    let description = retry.json["error_description"].as_str().unwrap_or("");
+    assert!(description.contains("already used"), "{retry:?}");
+    assert!(
+        !description.contains("revoked"),
+        "no tokens were issued: {retry:?}"
+    );
+}

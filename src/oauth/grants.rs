@@ -184,10 +184,14 @@ impl OAuthServer {
             Claimed::Used(first_grant) => {
                 // RFC 6749 section 4.1.2: a code used twice revokes what the
                 // first use issued.
-                self.revoke_grant(&first_grant).await?;
-                return Err(OAuthError::invalid_grant(
-                    "code was already used; the tokens issued for it are revoked",
-                ));
+                let message = if self.revoke_grant(&first_grant).await? {
+                    "code was already used; the tokens issued for it are revoked"
+                } else {
+                    // The first exchange failed (redirect_uri or PKCE) and
+                    // spent the code: a code is tried once, never guessed.
+                    "code was already used"
+                };
+                return Err(OAuthError::invalid_grant(message));
             }
             Claimed::Missing => {
                 return Err(OAuthError::invalid_grant(
@@ -263,14 +267,16 @@ impl OAuthServer {
         Ok(())
     }
 
-    /// Ends a grant family and forgets its cached session.
-    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
+    /// Ends a grant family and forgets its cached session; `false` when
+    /// the grant had no tokens (none issued yet, or already revoked).
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<bool, OAuthError> {
         let marker_ttl = self.settings.refresh_ttl.as_millis() as u64;
-        if let Some(grant) = self.store.revoke_grant(grant_id, marker_ttl).await? {
-            self.metrics.revocation("grant");
-            self.forget_grant(grant_id, vec![grant.access_hash]);
-        }
-        Ok(())
+        let Some(grant) = self.store.revoke_grant(grant_id, marker_ttl).await? else {
+            return Ok(false);
+        };
+        self.metrics.revocation("grant");
+        self.forget_grant(grant_id, vec![grant.access_hash]);
+        Ok(true)
     }
 }
 
