@@ -75,7 +75,13 @@ impl DataPlane {
         let response = match protected.await {
             Ok(response) => response,
             Err(error) => {
-                tracing::debug!(api.id = %api.definition.id, %error, "request refused");
+                let id = &api.definition.id;
+                if error.is_upstream_failure() {
+                    let cause = std::error::Error::source(&error).map(ToString::to_string);
+                    tracing::warn!(api.id = %id, %error, cause, "upstream request failed");
+                } else {
+                    tracing::debug!(api.id = %id, %error, "request refused");
+                }
                 error.into_response()
             }
         };

@@ -91,11 +91,18 @@ impl ProxyError {
         }
     }
 
+    /// Whether the upstream failed, which the operator should hear of,
+    /// rather than the client.
+    pub fn is_upstream_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::UpstreamUnreachable(_) | Self::UpstreamTimeout | Self::BadUpstreamUrl
+        )
+    }
+
     pub fn into_response(self) -> Response<Body> {
-        match &self {
-            Self::Storage(error) => tracing::warn!(%error, "session lookup failed"),
-            Self::UpstreamUnreachable(error) => tracing::warn!(%error, "upstream unreachable"),
-            _ => {}
+        if let Self::Storage(error) = &self {
+            tracing::warn!(%error, "session lookup failed");
         }
         let mut response = web::json(self.status(), &json!({"error": self.to_string()}));
         if let Some(challenge) = self.challenge() {
