@@ -471,6 +471,14 @@ fn secret(
         (None, Some(file)) => read_secret(&file_key, &file)?,
         (None, None) => return Ok(None),
     };
+    // An HTTP header value loses such whitespace on the way, so the secret
+    // could never be presented.
+    if value.trim() != value {
+        return Err(ConfigError::invalid(
+            key,
+            "must not begin or end with whitespace",
+        ));
+    }
     Ok(Some(Secret::new(value)))
 }
 

@@ -415,7 +415,7 @@ fn env_secret_replaces_file_secret_in_either_spelling() {
 #[test]
 fn secret_files_are_read_and_trimmed() {
     let admin = TempFile::new("admin-secret\r\n");
-    let node = TempFile::new("node secret \n\n");
+    let node = TempFile::new("node secret\n\n");
     let url = TempFile::new("redis://:pw@10.0.0.1:6379/1\n");
     let toml = format!(
         "secret_file = {:?}\nnode_secret_file = {:?}\n[redis]\nurl_file = {:?}\n",
@@ -425,7 +425,7 @@ fn secret_files_are_read_and_trimmed() {
     );
     let config = load_toml(&toml, &[]).unwrap();
     assert_eq!(config.secret.unwrap().expose(), "admin-secret");
-    assert_eq!(config.node_secret.unwrap().expose(), "node secret ");
+    assert_eq!(config.node_secret.unwrap().expose(), "node secret");
     assert_eq!(config.redis.url, "redis://:pw@10.0.0.1:6379/1");
 }
 
@@ -444,6 +444,14 @@ fn unreadable_or_empty_secret_file_is_named() {
         err_toml("secret = \"\"\n", &[]),
         "secret: must not be empty"
     );
+}
+
+#[test]
+fn a_secret_with_surrounding_whitespace_is_refused() {
+    for value in [" ", " padded", "padded\t"] {
+        let err = err_toml(&format!("secret = \"{value}\"\n"), &[]);
+        assert_eq!(err, "secret: must not begin or end with whitespace");
+    }
 }
 
 #[test]
