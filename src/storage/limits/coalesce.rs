@@ -22,6 +22,10 @@ use crate::storage::{StorageError, Store};
 /// Most requests counted by one script call; the rest wait for the next.
 const MAX_BATCH: usize = 256;
 
+/// Most turns of the event loop a batch waits for more checks to join, as
+/// long as each turn brings some.
+const MAX_GATHER_TURNS: usize = 3;
+
 /// The checks waiting, by scope and limits.
 #[derive(Default)]
 pub struct Coalescer {
@@ -122,9 +126,15 @@ async fn drive(store: Store, key: BatchKey, mut batch: Vec<Waiter>) {
         // Requests whose bytes arrived in this turn of the event loop are
         // parsed before the batch leaves, so they join it instead of
         // waiting a whole round trip for the next one.
-        tokio::task::yield_now().await;
-        let room = MAX_BATCH - batch.len();
-        batch.extend(store.limit_batches.take_queued(&key, room));
+        for _ in 0..MAX_GATHER_TURNS {
+            tokio::task::yield_now().await;
+            let room = MAX_BATCH - batch.len();
+            let joined = store.limit_batches.take_queued(&key, room);
+            if joined.is_empty() {
+                break;
+            }
+            batch.extend(joined);
+        }
         // Boxed: the Redis call's future is large, and this task's future
         // is moved into the runtime at every spawn.
         let counted = Box::pin(store.count_requests(&key.scope, &limits, batch.len())).await;
