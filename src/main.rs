@@ -36,6 +36,12 @@ fn main() -> ExitCode {
         for name in &config.unknown_env {
             eprintln!("tollgate: warning: {name}: {UNKNOWN_ENV}");
         }
+        // The CA file is read as the node reads it at start, so that a
+        // file that is not PEM fails here and not at the rollout.
+        if let Err(error) = tollgate::http::tls_config(config.proxy.ca_file.as_deref()) {
+            eprintln!("tollgate: config: proxy.ca_file: {error}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
         println!("config ok: {}", config.summary());
         return ExitCode::SUCCESS;
     }

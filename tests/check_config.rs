@@ -34,3 +34,18 @@ fn known_variables_give_no_warning() {
     let (status, _, stderr) = check_config(&[("TOLLGATE_REDIS_URL", "redis://h:1")]);
     assert_eq!((status, stderr.as_str()), (Some(0), ""));
 }
+
+#[test]
+fn a_ca_file_without_a_certificate_fails_the_check() {
+    let dir = std::env::temp_dir().join(format!("tollgate-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let not_pem = dir.join("not-a-ca.pem");
+    std::fs::write(&not_pem, "just text\n").expect("a file");
+    let path = not_pem.to_str().expect("a utf-8 path");
+
+    let (status, _, stderr) = check_config(&[("TOLLGATE_PROXY_CA_FILE", path)]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status, Some(64), "{stderr}");
+    assert!(stderr.contains("proxy.ca_file"), "{stderr}");
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+}
