@@ -5,7 +5,8 @@
 //! counts them in arrival order. Each request meets exactly the outcome it
 //! would have met alone after the ones before it, so the limits stay exact
 //! across nodes; a busy client just costs one round trip per batch instead
-//! of one per request. A check with nothing in flight goes out at once.
+//! of one per request. A check with nothing in flight goes out after the
+//! event loop has turned, so that checks arriving together share it.
 //!
 //! A batch is driven by a task of its own, so a request whose connection
 //! goes away cannot strand the requests waiting behind it.
@@ -123,18 +124,7 @@ async fn drive(store: Store, key: BatchKey, mut batch: Vec<Waiter>) {
     };
     let limits = key.limits();
     loop {
-        // Requests whose bytes arrived in this turn of the event loop are
-        // parsed before the batch leaves, so they join it instead of
-        // waiting a whole round trip for the next one.
-        for _ in 0..MAX_GATHER_TURNS {
-            tokio::task::yield_now().await;
-            let room = MAX_BATCH - batch.len();
-            let joined = store.limit_batches.take_queued(&key, room);
-            if joined.is_empty() {
-                break;
-            }
-            batch.extend(joined);
-        }
+        gather(&store, &key, &mut batch).await;
         // Boxed: the Redis call's future is large, and this task's future
         // is moved into the runtime at every spawn.
         let counted = Box::pin(store.count_requests(&key.scope, &limits, batch.len())).await;
@@ -145,6 +135,21 @@ async fn drive(store: Store, key: BatchKey, mut batch: Vec<Waiter>) {
         }
     }
     guard.armed = false;
+}
+
+/// Lets the event loop turn before a batch leaves: requests whose bytes
+/// arrived meanwhile are parsed and join the batch, instead of waiting a
+/// whole round trip for the next one. A turn that brings none ends it.
+async fn gather(store: &Store, key: &BatchKey, batch: &mut Vec<Waiter>) {
+    for _ in 0..MAX_GATHER_TURNS {
+        tokio::task::yield_now().await;
+        let room = MAX_BATCH - batch.len();
+        let joined = store.limit_batches.take_queued(key, room);
+        if joined.is_empty() {
+            return;
+        }
+        batch.extend(joined);
+    }
 }
 
 fn deliver(batch: Vec<Waiter>, counted: Result<Vec<LimitOutcome>, StorageError>) {
