@@ -136,7 +136,12 @@ impl Pool {
             .await
             .map_err(PoolError::Connect)?;
         let stream = connector.call(uri).await.map_err(PoolError::Connect)?;
-        let (sender, connection) = http1::Builder::new().handshake(stream).await?;
+        // One write(2) per request, as on the downstream side (see
+        // `http::server`).
+        let (sender, connection) = http1::Builder::new()
+            .writev(false)
+            .handshake(stream)
+            .await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 debug!(%error, "upstream connection ended with an error");
