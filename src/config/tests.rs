@@ -67,7 +67,7 @@ fn assert_defaults(config: &Config) {
     assert_eq!(config.policy_path, None);
     assert_eq!(config.redis.url, "redis://127.0.0.1:6379");
     assert_eq!(config.redis.key_prefix, "tollgate:");
-    assert_eq!(config.redis.pool_size, 4);
+    assert_eq!(config.redis.pool_size, default_redis_pool_size());
     assert_eq!(config.redis.connect_timeout, secs(5));
     assert_eq!(config.oauth.token_expire, secs(3600));
     assert_eq!(config.oauth.refresh_token_expire, secs(14 * 24 * 3600));
@@ -114,6 +114,12 @@ fn example_file_loads_and_holds_the_defaults() {
     let file = TempFile::new(EXAMPLE);
     let config = Config::load(Some(&file.0), &HashMap::new(), &Overrides::default()).unwrap();
     assert_defaults(&config);
+}
+
+#[test]
+fn default_pool_has_one_redis_connection_per_cpu() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(default_redis_pool_size(), cpus.min(MAX_REDIS_POOL_SIZE));
 }
 
 #[test]
