@@ -7,6 +7,7 @@ mod model;
 mod oas;
 mod registry;
 mod versioning;
+mod yaml_depth;
 
 pub use definition::{load_dir, parse_definition, DefinitionError, DefinitionFormat, ParsedApi};
 pub use model::*;

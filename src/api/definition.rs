@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::classic::parse_classic;
 use super::model::{ApiDefinition, CredentialSource, GrantType, Notifications, ResponseType};
 use super::oas::parse_oas;
+use super::yaml_depth;
 
 /// How a definition document is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,16 +295,35 @@ fn decode(bytes: &[u8], format: DefinitionFormat) -> Result<Value, DefinitionErr
                 message,
             }
         }),
-        DefinitionFormat::Yaml => serde_yaml_ng::from_slice(bytes).map_err(|err| {
-            let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = strip_position(&err.to_string(), line, column);
-            DefinitionError::Yaml {
-                line,
-                column,
-                message,
-            }
-        }),
+        DefinitionFormat::Yaml => {
+            check_yaml_depth(bytes)?;
+            serde_yaml_ng::from_slice(bytes).map_err(|err| {
+                let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+                let message = strip_position(&err.to_string(), line, column);
+                DefinitionError::Yaml {
+                    line,
+                    column,
+                    message,
+                }
+            })
+        }
     }
+}
+
+/// Refuses flow collections nested too deep before the parser, whose time
+/// grows with the square of that depth, ever sees them.
+fn check_yaml_depth(bytes: &[u8]) -> Result<(), DefinitionError> {
+    let Some((line, column)) = yaml_depth::too_deep(bytes, yaml_depth::MAX_FLOW_DEPTH) else {
+        return Ok(());
+    };
+    Err(DefinitionError::Yaml {
+        line,
+        column,
+        message: format!(
+            "collections nested more than {} levels deep",
+            yaml_depth::MAX_FLOW_DEPTH
+        ),
+    })
 }
 
 /// serde puts the error position in its messages; it is in our fields and

@@ -318,6 +318,25 @@ fn broken_yaml_reports_line() {
 }
 
 #[test]
+fn deeply_nested_yaml_is_refused_before_parsing() {
+    // 300 KB: the parser alone would take minutes over it.
+    let depth = 150_000;
+    let text = format!("name: x\nx: {}{}", "[".repeat(depth), "]".repeat(depth));
+    let err = parse_definition(text.as_bytes(), DefinitionFormat::Yaml).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid yaml at line 2, column 132: collections nested more than 128 levels deep"
+    );
+}
+
+#[test]
+fn yaml_nested_within_the_limit_reaches_the_parser() {
+    let text = format!("x: {}1{}", "[".repeat(100), "]".repeat(100));
+    let err = parse_definition(text.as_bytes(), DefinitionFormat::Yaml).unwrap_err();
+    assert!(!err.to_string().contains("nested more than"), "{err}");
+}
+
+#[test]
 fn non_object_document_is_refused() {
     let err = parse_definition(b"[1, 2]", DefinitionFormat::Json).unwrap_err();
     assert_eq!(err.to_string(), "document: must be an object");
