@@ -166,7 +166,7 @@ impl RawConfig {
             )?,
             secret: secret("secret", self.secret, self.secret_file)?,
             node_secret: secret("node_secret", self.node_secret, self.node_secret_file)?,
-            app_path: path("app_path", self.app_path)?,
+            app_path: folder("app_path", path("app_path", self.app_path)?)?,
             policy_path: path("policy_path", self.policy_path)?,
             redis: self.redis.validate()?,
             oauth: self.oauth.validate()?,
@@ -514,6 +514,14 @@ fn path(key: &str, value: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigErro
             Err(ConfigError::invalid(key, "must not be empty"))
         }
         Some(path) if !path.exists() => Err(ConfigError::invalid(key, "does not exist")),
+        value => Ok(value),
+    }
+}
+
+/// A path that must also be a folder (symlinks followed).
+fn folder(key: &str, value: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
+    match value {
+        Some(path) if !path.is_dir() => Err(ConfigError::invalid(key, "is not a folder")),
         value => Ok(value),
     }
 }

@@ -618,6 +618,7 @@ fn value_ranges_are_enforced() {
         ("[log]\nlevel = \"\"", "log.level: must not be empty"),
         ("app_path = \"\"", "app_path: must not be empty"),
         ("app_path = \"/no/such/dir\"", "app_path: does not exist"),
+        ("app_path = \"Cargo.toml\"", "app_path: is not a folder"),
     ] {
         let err = err_toml(toml, &[]);
         assert!(err.starts_with(expected), "{toml}: {err}");
