@@ -268,6 +268,22 @@ impl RateSpec {
         self.has_rate() || self.has_quota()
     }
 
+    /// What the limiter applies, in words, for log lines.
+    pub fn applied(&self) -> String {
+        let rate = if self.has_rate() {
+            format!("{} requests per {} s", self.rate, self.per)
+        } else {
+            "no rate limit".to_string()
+        };
+        let quota = if self.has_quota() {
+            let (max, every) = (self.quota_max, self.quota_renewal_rate);
+            format!("a quota of {max} requests per {every} s")
+        } else {
+            "no quota".to_string()
+        };
+        format!("{rate} and {quota}")
+    }
+
     /// Refuses values that are no rate or quota at all, naming the field
     /// (after `at`, such as `access_rights.a.limit.`). Tyk's values for
     /// "none" stay valid: `rate` and `per` 0 or -1, `quota_max` -1.
@@ -396,7 +412,9 @@ pub fn load_path(path: &Path) -> Result<Vec<Policy>, PolicyError> {
     };
     if !path.is_dir() {
         let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
-        return parse_file(&bytes).map_err(|e| file_error(path, e.to_string()));
+        let policies = parse_file(&bytes).map_err(|e| file_error(path, e.to_string()))?;
+        warn_of_refused_limits(path, &policies);
+        return Ok(policies);
     }
 
     let entries = std::fs::read_dir(path).map_err(|e| file_error(path, e.to_string()))?;
@@ -413,9 +431,35 @@ pub fn load_path(path: &Path) -> Result<Vec<Policy>, PolicyError> {
     let mut policies = Vec::new();
     for file in files {
         let bytes = std::fs::read(&file).map_err(|e| file_error(&file, e.to_string()))?;
-        policies.extend(parse_file(&bytes).map_err(|e| file_error(&file, e.to_string()))?);
+        let parsed = parse_file(&bytes).map_err(|e| file_error(&file, e.to_string()))?;
+        warn_of_refused_limits(&file, &parsed);
+        policies.extend(parsed);
     }
     Ok(policies)
+}
+
+/// Names the policies of a file whose limits the management API would
+/// refuse. They load as written, as Tyk would load them, so that a file
+/// carried over from Tyk keeps working; the line says what applies.
+fn warn_of_refused_limits(path: &Path, policies: &[Policy]) {
+    for policy in policies {
+        let per_api = policy.access_rights.iter().filter_map(|(api_id, right)| {
+            let at = format!("access_rights.{api_id}.limit.");
+            right.limit.as_ref().map(|limit| (at, limit))
+        });
+        for (at, limits) in std::iter::once((String::new(), &policy.limits)).chain(per_api) {
+            let Err(error) = limits.check(&at) else {
+                continue;
+            };
+            tracing::warn!(
+                file = %path.display(),
+                policy.id = %policy.id,
+                %error,
+                applied = %limits.applied(),
+                "policy limits the management API would refuse; loaded as written"
+            );
+        }
+    }
 }
 
 fn parse_file(bytes: &[u8]) -> Result<Vec<Policy>, PolicyError> {

@@ -551,3 +551,25 @@ async fn a_policy_from_policy_path_is_read_and_listed() {
     assert_eq!(created.status, 200, "{created:?}");
     assert_eq!(listed_policy_ids(gw).await, [POLICY_ID, "stored"]);
 }
+
+#[test]
+fn file_policy_with_limits_the_api_refuses_loads_with_a_warning() {
+    let path = std::env::temp_dir().join(format!("tollgate-policies-{}.json", std::process::id()));
+    let doc = json!({"odd": {"org_id": "o", "rate": 1, "per": 0, "quota_max": 0,
+        "access_rights": {"a": {"api_id": "a"}}}});
+    std::fs::write(&path, doc.to_string()).unwrap();
+
+    let (logs, _capture) = support::logs::capture();
+    let loaded = tollgate::policy::load_path(&path);
+    std::fs::remove_file(&path).unwrap();
+
+    let policies = loaded.unwrap();
+    assert_eq!(policies.len(), 1);
+    let warned = logs.lines_with(&[
+        "WARN",
+        "policy.id=odd",
+        "per:",
+        "no rate limit and no quota",
+    ]);
+    assert_eq!(warned.len(), 1, "{}", logs.text());
+}
