@@ -38,12 +38,12 @@ pub fn parse_params(encoded: &[u8]) -> Result<Params, ParamsError> {
 // === impl Params ===
 
 impl Params {
-    /// Decodes a flat JSON object whose values are all strings.
+    /// Decodes a flat JSON object whose values are all strings. A name
+    /// given twice is an error here too, not "last one wins".
     pub fn from_json(body: &[u8]) -> Result<Self, ParamsError> {
-        let map: HashMap<String, serde_json::Value> =
-            serde_json::from_slice(body).map_err(|_| ParamsError::BadJson)?;
+        let Members(members) = serde_json::from_slice(body).map_err(|_| ParamsError::BadJson)?;
         let mut params = Self::default();
-        for (name, value) in map {
+        for (name, value) in members {
             let serde_json::Value::String(value) = value else {
                 return Err(ParamsError::BadJson);
             };
@@ -81,6 +81,33 @@ impl Params {
     }
 }
 
+/// The members of a JSON object in order, repeated names included.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MembersVisitor {
+    type Value = Members;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry()? {
+            members.push(member);
+        }
+        Ok(Members(members))
+    }
+}
+
 fn escapes_are_valid(encoded: &[u8]) -> bool {
     encoded.iter().enumerate().all(|(i, byte)| {
         *byte != b'%'
@@ -114,6 +141,13 @@ mod tests {
     fn repeated_parameter_is_an_error() {
         let error = parse_params(b"code=1&code=2").unwrap_err();
         assert_eq!(error, ParamsError::Repeated("code".into()));
+    }
+
+    #[test]
+    fn repeated_json_member_is_an_error() {
+        let body = br#"{"grant_type": "client_credentials", "grant_type": "password"}"#;
+        let error = Params::from_json(body).unwrap_err();
+        assert_eq!(error, ParamsError::Repeated("grant_type".into()));
     }
 
     #[test]
