@@ -174,13 +174,18 @@ impl Policy {
     /// Refuses limits the limiter cannot apply, naming the field: the
     /// policy's own and each access right's.
     pub fn check_limits(&self) -> Result<(), PolicyError> {
-        self.limits.check("")?;
-        for (api_id, right) in &self.access_rights {
-            if let Some(limit) = &right.limit {
-                limit.check(&format!("access_rights.{api_id}.limit."))?;
-            }
-        }
-        Ok(())
+        self.limit_specs()
+            .try_for_each(|(at, limits)| limits.check(&at))
+    }
+
+    /// The policy's own limits and each access right's, with the prefix
+    /// that names their fields in errors.
+    fn limit_specs(&self) -> impl Iterator<Item = (String, &RateSpec)> {
+        let per_api = self.access_rights.iter().filter_map(|(api_id, right)| {
+            let at = format!("access_rights.{api_id}.limit.");
+            right.limit.as_ref().map(|limits| (at, limits))
+        });
+        std::iter::once((String::new(), &self.limits)).chain(per_api)
     }
 
     pub fn grants(&self, api_id: &str) -> bool {
@@ -411,10 +416,7 @@ pub fn load_path(path: &Path) -> Result<Vec<Policy>, PolicyError> {
         reason,
     };
     if !path.is_dir() {
-        let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
-        let policies = parse_file(&bytes).map_err(|e| file_error(path, e.to_string()))?;
-        warn_of_refused_limits(path, &policies);
-        return Ok(policies);
+        return read_file(path);
     }
 
     let entries = std::fs::read_dir(path).map_err(|e| file_error(path, e.to_string()))?;
@@ -430,11 +432,21 @@ pub fn load_path(path: &Path) -> Result<Vec<Policy>, PolicyError> {
     files.sort();
     let mut policies = Vec::new();
     for file in files {
-        let bytes = std::fs::read(&file).map_err(|e| file_error(&file, e.to_string()))?;
-        let parsed = parse_file(&bytes).map_err(|e| file_error(&file, e.to_string()))?;
-        warn_of_refused_limits(&file, &parsed);
-        policies.extend(parsed);
+        policies.extend(read_file(&file)?);
     }
+    Ok(policies)
+}
+
+/// The policies of one file, with a warning for each whose limits the
+/// management API would refuse.
+fn read_file(path: &Path) -> Result<Vec<Policy>, PolicyError> {
+    let file_error = |reason: String| PolicyError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+    let policies = parse_file(&bytes).map_err(|e| file_error(e.to_string()))?;
+    warn_of_refused_limits(path, &policies);
     Ok(policies)
 }
 
@@ -443,11 +455,7 @@ pub fn load_path(path: &Path) -> Result<Vec<Policy>, PolicyError> {
 /// carried over from Tyk keeps working; the line says what applies.
 fn warn_of_refused_limits(path: &Path, policies: &[Policy]) {
     for policy in policies {
-        let per_api = policy.access_rights.iter().filter_map(|(api_id, right)| {
-            let at = format!("access_rights.{api_id}.limit.");
-            right.limit.as_ref().map(|limit| (at, limit))
-        });
-        for (at, limits) in std::iter::once((String::new(), &policy.limits)).chain(per_api) {
+        for (at, limits) in policy.limit_specs() {
             let Err(error) = limits.check(&at) else {
                 continue;
             };
